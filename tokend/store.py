@@ -1,0 +1,484 @@
+"""The SQLite store: deduplicated usage events, limit observations, file offsets.
+
+One file in WAL mode so the daemon writes while reports and the statusline read.
+The offset of a log file is committed in the same transaction as the rows it
+produced: a crash between two batches re-reads the uncommitted bytes, and the
+dedup keys make that re-read idempotent. Costs are computed at insert time by an
+injected function and recomputed when the price table changes
+(:meth:`Store.reprice`), so reports are plain SQL sums.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tokend.errors import StoreError
+from tokend.models import LimitObservation, UsageEvent, utc_from_ms, utc_ms
+
+__all__ = ["SCHEMA_VERSION", "CostFn", "EventRow", "FileRow", "LimitRow", "Store"]
+
+CostFn = Callable[[UsageEvent], "float | None"]
+
+# Each entry moves the schema from version i to i + 1. Never edit a shipped entry:
+# add a new one, so every existing store migrates forward.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        agent TEXT NOT NULL,
+        root TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        state TEXT,
+        malformed INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        shadow_key TEXT,
+        rank INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        root TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        project TEXT NOT NULL,
+        model TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        reasoning INTEGER NOT NULL,
+        tools TEXT NOT NULL,
+        sidechain INTEGER NOT NULL,
+        speed TEXT,
+        cost REAL,
+        file_id INTEGER
+    );
+    CREATE INDEX events_agent_ts ON events(agent, ts);
+    CREATE INDEX events_ts ON events(ts);
+    CREATE INDEX events_shadow ON events(shadow_key) WHERE shadow_key IS NOT NULL;
+    CREATE TABLE limits (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        root TEXT NOT NULL,
+        limit_id TEXT NOT NULL,
+        window_minutes INTEGER NOT NULL,
+        used_percent REAL,
+        resets_at INTEGER,
+        observed_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        reached INTEGER NOT NULL,
+        plan_type TEXT,
+        session_id TEXT,
+        UNIQUE (agent, root, limit_id, window_minutes, observed_at, source)
+    );
+    CREATE INDEX limits_agent_obs ON limits(agent, observed_at);
+    CREATE TABLE alerts (
+        key TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        fired_at INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_EVENT_COLUMNS = (
+    "dedup_key, shadow_key, rank, agent, root, session_id, project, model, ts, input, output, "
+    "cache_read, cache_write_5m, cache_write_1h, reasoning, tools, sidechain, speed, cost, file_id"
+)
+_UPSERT_EVENT = f"""
+INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({", ".join("?" * 20)})
+ON CONFLICT(dedup_key) DO UPDATE SET
+    shadow_key=excluded.shadow_key, rank=excluded.rank, root=excluded.root,
+    session_id=excluded.session_id, project=excluded.project, model=excluded.model,
+    ts=excluded.ts, input=excluded.input, output=excluded.output,
+    cache_read=excluded.cache_read, cache_write_5m=excluded.cache_write_5m,
+    cache_write_1h=excluded.cache_write_1h, reasoning=excluded.reasoning,
+    tools=excluded.tools, sidechain=excluded.sidechain, speed=excluded.speed,
+    cost=excluded.cost, file_id=excluded.file_id
+WHERE excluded.rank >= events.rank
+"""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """Where the tailer stopped in one log file."""
+
+    id: int
+    path: str
+    agent: str
+    root: str
+    dev: int
+    ino: int
+    offset: int
+    size: int
+    mtime_ns: int
+    state: dict[str, Any] | None
+    malformed: int
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A stored event, as the reports and the window maths read it."""
+
+    agent: str
+    root: str
+    session_id: str
+    project: str
+    model: str
+    ts_ms: int
+    input: int
+    output: int
+    cache_read: int
+    cache_write_5m: int
+    cache_write_1h: int
+    reasoning: int
+    tools: str
+    sidechain: bool
+    cost: float | None
+
+    @property
+    def timestamp(self) -> datetime:
+        return utc_from_ms(self.ts_ms)
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write_5m + self.cache_write_1h
+
+
+@dataclass(frozen=True)
+class LimitRow:
+    """A stored limit observation."""
+
+    agent: str
+    root: str
+    limit_id: str
+    window_minutes: int | None
+    used_percent: float | None
+    resets_at: datetime | None
+    observed_at: datetime
+    source: str
+    reached: bool
+    plan_type: str | None
+    session_id: str | None
+
+
+class Store:
+    """A connection to the store; one per thread.
+
+    :param path: the SQLite file; its folder is created.
+    :param readonly: open without writing (reports while the daemon writes).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, timeout=10)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            if not readonly:
+                self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the store at {path}: {exc}",
+                hint="check that the folder exists and is writable, or set TOKEND_HOME "
+                "to a folder you own",
+            ) from exc
+
+    # -- schema -----------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.path} has schema version {version}, newer than this "
+                f"tokend ({SCHEMA_VERSION})",
+                hint="upgrade tokend, or move the store away to start afresh",
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.db:
+                self.db.executescript(MIGRATIONS[number])
+                self.db.execute(f"PRAGMA user_version={number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- files ------------------------------------------------------------------
+
+    def file_row(self, path: str) -> FileRow | None:
+        row = self.db.execute(
+            "SELECT id, path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed "
+            "FROM files WHERE path = ?",
+            (path,),
+        ).fetchone()
+        if row is None:
+            return None
+        return FileRow(*row[:9], json.loads(row[9]) if row[9] else None, row[10])
+
+    def file_rows(self) -> list[FileRow]:
+        rows = self.db.execute(
+            "SELECT id, path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed "
+            "FROM files ORDER BY path"
+        ).fetchall()
+        return [FileRow(*r[:9], json.loads(r[9]) if r[9] else None, r[10]) for r in rows]
+
+    def commit_batch(
+        self,
+        *,
+        path: str,
+        agent: str,
+        root: str,
+        dev: int,
+        ino: int,
+        offset: int,
+        size: int,
+        mtime_ns: int,
+        state: dict[str, Any] | None,
+        malformed: int,
+        events: Sequence[UsageEvent],
+        observations: Sequence[LimitObservation],
+        cost_fn: CostFn,
+        now_ms: int,
+    ) -> None:
+        """Store a batch of records and the file position after them, atomically.
+
+        ``malformed`` is the file's running count of skipped lines (not a delta), so
+        a re-read of the same bytes does not inflate it.
+        """
+        try:
+            with self.db:
+                cur = self.db.execute(
+                    "INSERT INTO files (path, agent, root, dev, ino, offset, size, mtime_ns, "
+                    "state, malformed, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(path) DO UPDATE SET agent=excluded.agent, root=excluded.root, "
+                    "dev=excluded.dev, ino=excluded.ino, offset=excluded.offset, "
+                    "size=excluded.size, mtime_ns=excluded.mtime_ns, state=excluded.state, "
+                    "malformed=excluded.malformed, updated_at=excluded.updated_at "
+                    "RETURNING id",
+                    (
+                        path, agent, root, dev, ino, offset, size, mtime_ns,
+                        json.dumps(state, separators=(",", ":")) if state is not None else None,
+                        malformed, now_ms,
+                    ),
+                )
+                file_id = int(cur.fetchone()[0])
+                self._upsert_events(events, root, file_id, cost_fn)
+                self._insert_observations(observations, root)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot write to the store at {self.path}: {exc}",
+                hint="check free disk space and that the file is writable",
+            ) from exc
+
+    def _upsert_events(
+        self, events: Iterable[UsageEvent], root: str, file_id: int, cost_fn: CostFn
+    ) -> None:
+        execute = self.db.execute
+        for ev in events:
+            if ev.shadow_key is not None:
+                if ev.sidechain:
+                    # A sidechain replay of a message a primary copy already counted.
+                    hit = execute(
+                        "SELECT 1 FROM events WHERE shadow_key = ? AND sidechain = 0 "
+                        "AND dedup_key != ? LIMIT 1",
+                        (ev.shadow_key, ev.dedup_key),
+                    ).fetchone()
+                    if hit is not None:
+                        continue
+                else:
+                    execute(
+                        "DELETE FROM events WHERE shadow_key = ? AND sidechain = 1 "
+                        "AND dedup_key != ?",
+                        (ev.shadow_key, ev.dedup_key),
+                    )
+            execute(_UPSERT_EVENT, _event_params(ev, root, file_id, cost_fn(ev)))
+
+    def _insert_observations(self, observations: Iterable[LimitObservation], root: str) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO limits (agent, root, limit_id, window_minutes, used_percent, "
+            "resets_at, observed_at, source, reached, plan_type, session_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    o.agent, root, o.limit_id, o.window_minutes or 0, o.used_percent,
+                    utc_ms(o.resets_at) if o.resets_at else None, utc_ms(o.observed_at),
+                    o.source, int(o.reached), o.plan_type, o.session_id,
+                )
+                for o in observations
+            ],
+        )
+
+    def add_observations(self, observations: Sequence[LimitObservation], root: str) -> None:
+        """Record observations that did not come from a log file (statusline stdin)."""
+        with self.db:
+            self._insert_observations(observations, root)
+
+    # -- reading ----------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        agent: str | None = None,
+        root: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> Iterator[EventRow]:
+        """Stored events in time order, optionally filtered (``until`` exclusive)."""
+        where, params = _filters(agent, root, since_ms, until_ms)
+        cur = self.db.execute(
+            "SELECT agent, root, session_id, project, model, ts, input, output, cache_read, "
+            "cache_write_5m, cache_write_1h, reasoning, tools, sidechain, cost FROM events"
+            f"{where} ORDER BY ts, id",
+            params,
+        )
+        for r in cur:
+            yield EventRow(*r[:13], bool(r[13]), r[14])
+
+    def limit_rows(
+        self, *, agent: str | None = None, since_ms: int | None = None
+    ) -> list[LimitRow]:
+        """Limit observations, oldest first."""
+        clauses, params = [], []
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(agent)
+        if since_ms is not None:
+            clauses.append("observed_at >= ?")
+            params.append(since_ms)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(
+            "SELECT agent, root, limit_id, window_minutes, used_percent, resets_at, observed_at, "
+            f"source, reached, plan_type, session_id FROM limits{where} ORDER BY observed_at, id",
+            params,
+        ).fetchall()
+        return [
+            LimitRow(
+                r[0], r[1], r[2], r[3] or None, r[4],
+                utc_from_ms(r[5]) if r[5] is not None else None, utc_from_ms(r[6]),
+                r[7], bool(r[8]), r[9], r[10],
+            )
+            for r in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for ``tokend scan`` summaries and ``doctor``."""
+        out = {}
+        for table in ("files", "events", "limits"):
+            out[table] = int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        out["malformed"] = int(
+            self.db.execute("SELECT COALESCE(SUM(malformed), 0) FROM files").fetchone()[0]
+        )
+        return out
+
+    def unpriced_models(self) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT model FROM events WHERE cost IS NULL ORDER BY model"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- small state ------------------------------------------------------------
+
+    def get_kv(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_kv(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- pricing ----------------------------------------------------------------
+
+    def reprice(self, cost_fn: CostFn, fingerprint: str) -> bool:
+        """Recompute every stored cost when the price table changed.
+
+        Returns whether anything was recomputed. The fingerprint of the table the
+        costs were computed with is kept in ``kv``.
+        """
+        if self.get_kv("prices") == fingerprint:
+            return False
+        rows = self.db.execute(
+            "SELECT id, agent, model, ts, input, output, cache_read, cache_write_5m, "
+            "cache_write_1h, reasoning, speed FROM events"
+        ).fetchall()
+        updates = []
+        for r in rows:
+            ev = UsageEvent(
+                agent=r[1], dedup_key="", timestamp=utc_from_ms(r[3]), session_id="",
+                project="", model=r[2], input_tokens=r[4], output_tokens=r[5],
+                cache_read_tokens=r[6], cache_write_5m_tokens=r[7], cache_write_1h_tokens=r[8],
+                reasoning_tokens=r[9], speed=r[10],
+            )
+            updates.append((cost_fn(ev), r[0]))
+        with self.db:
+            self.db.executemany("UPDATE events SET cost = ? WHERE id = ?", updates)
+            self.db.execute(
+                "INSERT INTO kv (key, value) VALUES ('prices', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (fingerprint,),
+            )
+        return True
+
+
+def _event_params(
+    ev: UsageEvent, root: str, file_id: int, cost: float | None
+) -> tuple[object, ...]:
+    return (
+        ev.dedup_key, ev.shadow_key, ev.rank, ev.agent, root, ev.session_id, ev.project,
+        ev.model, utc_ms(ev.timestamp), ev.input_tokens, ev.output_tokens,
+        ev.cache_read_tokens, ev.cache_write_5m_tokens, ev.cache_write_1h_tokens,
+        ev.reasoning_tokens, ",".join(ev.tools), int(ev.sidechain), ev.speed, cost, file_id,
+    )
+
+
+def _filters(
+    agent: str | None, root: str | None, since_ms: int | None, until_ms: int | None
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, op, value in (
+        ("agent", "=", agent),
+        ("root", "=", root),
+        ("ts", ">=", since_ms),
+        ("ts", "<", until_ms),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else "", params)
