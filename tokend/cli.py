@@ -1,0 +1,57 @@
+"""The ``tokend`` command: argument parsing and exit codes only.
+
+Each subcommand lives in a module of :mod:`tokend.commands` that adds its parser
+and names the function to run; this module only builds the tree and maps
+``TokendError`` to exit codes (1 user error, 2 usage/config, 3 daemon not running).
+``tokend statusline`` is dispatched before anything else is imported: it must answer
+in tens of milliseconds with the standard library only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["statusline"]:
+        from tokend.statusline import main as statusline_main
+
+        return statusline_main(args[1:])
+    return _main(args)
+
+
+def _main(argv: list[str]) -> int:
+    import argparse
+
+    from tokend import __version__
+    from tokend.commands import COMMANDS
+    from tokend.context import Context
+    from tokend.errors import TokendError
+
+    parser = argparse.ArgumentParser(
+        prog="tokend",
+        description="Know where your AI coding tokens go: usage windows, reports and alerts "
+        "for Claude Code, Codex CLI and Gemini CLI.",
+    )
+    parser.add_argument("--version", action="version", version=f"tokend {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in COMMANDS():
+        register(sub)
+    ns = parser.parse_args(argv)
+    func = getattr(ns, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(ns, Context()))
+    except TokendError as exc:
+        print(f"tokend: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
