@@ -1,0 +1,640 @@
+"""Claude Code: where its transcripts live and which of their lines are usage.
+
+Claude Code appends one JSON object per line to
+``<config>/projects/<project>/<session>.jsonl`` and, for subagents and ``/btw`` side
+questions, to ``<session>/subagents/agent-<id>.jsonl``. Only ``assistant`` lines with a
+top-level ``message.usage`` are usage: ``progress`` lines echo subagent messages the
+subagent files already hold, and ``toolUseResult.usage`` on user lines repeats a
+subagent's last response. Counting either double-counts.
+
+One API response is written as several lines (one per content block) sharing
+``message.id`` and ``requestId``; ``output_tokens`` grows and only the last copy is
+final. Each copy becomes an event with the same ``dedup_key`` and a ``rank`` that
+encodes ccusage's winner rule, so the store keeps the right one whatever the order in
+which files are read. ``<synthetic>`` lines (client-made errors) carry no real usage,
+but a rate-limit error among them says the wall was hit: it becomes a
+:class:`~tokend.models.LimitObservation`.
+
+The parser reads bytes and returns records: no I/O, no clock. Lines that cannot hold
+usage are rejected on their bytes before any JSON decoding, because a cold scan of
+hundreds of megabytes is dominated by ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from tokend.errors import MalformedLine
+from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso
+from tokend.sources.base import OnError, Root, walk_files
+
+__all__ = [
+    "SOURCE",
+    "ClaudeParser",
+    "ClaudeSource",
+    "rank_of",
+    "statusline_observations",
+]
+
+AGENT: Agent = "claude"
+LIMIT_ID = "claude"
+FIVE_HOURS = 300
+WEEK = 10080
+
+_SIDECHAIN_BIT = 1 << 62
+"""Non-sidechain copies outrank every sidechain copy, whatever their token totals."""
+_TOTAL_CAP = (1 << 61) - 1
+
+_QUOTA_WINDOWS: dict[str, tuple[str, int | None]] = {
+    "five_hour": (LIMIT_ID, FIVE_HOURS),
+    "seven_day": (LIMIT_ID, WEEK),
+    # Model-specific weekly caps live in their own bucket: hitting the Opus cap does
+    # not mean the all-models week is full.
+    "seven_day_opus": ("claude_opus", WEEK),
+    "seven_day_sonnet": ("claude_sonnet", WEEK),
+}
+
+# "Claude AI usage limit reached|1789480800" (older versions, epoch seconds).
+_REACHED_EPOCH = re.compile(r"limit reached\|(\d{9,13})")
+# "You've hit your session limit · resets 8:30pm (Asia/Tokyo)",
+# "You've hit your limit · resets Feb 16, 11am (Europe/Berlin)".
+_HIT_KIND = re.compile(r"hit your ((?:[\w-]+ ){0,2})limit", re.IGNORECASE)
+_RESETS = re.compile(
+    r"resets (?:(?P<mon>[A-Z][a-z]{2}) (?P<day>\d{1,2}),? (?:at )?)?"
+    r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))? ?(?P<ampm>[ap]m)"
+    r"(?: \((?P<tz>[^)]+)\))?",
+    re.IGNORECASE,
+)
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+)}
+
+
+def rank_of(*, sidechain: bool, total: int, has_speed: bool) -> int:
+    """ccusage's winner rule between copies of one response, as one integer.
+
+    Non-sidechain beats sidechain, then the larger token total (the last streamed copy
+    holds the final ``output_tokens``), then a copy that states ``speed``. The store
+    keeps the larger rank, so comparing integers is the whole rule.
+    """
+    return (
+        (0 if sidechain else _SIDECHAIN_BIT)
+        | (min(max(total, 0), _TOTAL_CAP) << 1)
+        | (1 if has_speed else 0)
+    )
+
+
+def _count(value: object) -> int:
+    """A token count as written, or 0 for ``null``, missing or junk values."""
+    if type(value) is int:
+        return value if value > 0 else 0
+    if isinstance(value, float) and math.isfinite(value) and value > 0:
+        return int(value)
+    return 0
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _epoch(value: object) -> datetime | None:
+    """Epoch seconds (or milliseconds, which some writers use) as aware UTC."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, str) and value:
+            try:
+                return utc_from_iso(value)
+            except ValueError:
+                return None
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    seconds = value / 1000 if value > 1e11 else value
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+class ClaudeParser:
+    """Turns one Claude Code transcript's lines into records.
+
+    :param path: the file, only for a stable key of lines that have no id at all.
+    :param project: the project label used until a line states its ``cwd``.
+    :param session: the session id used when a line has no ``sessionId``.
+    :param state: what :meth:`state` returned after the last committed line.
+
+    The project of every event is the first ``cwd`` the file states: a session
+    belongs to the directory it was started in, and a ``cd`` inside Bash (which
+    changes later lines' ``cwd``) should not split one session over several
+    projects in the reports.
+
+    Tool names are merged over the copies of one response: each streamed line holds
+    one content block, so parallel tool calls sit on different copies and only the
+    union tells the user every tool the response called.
+    """
+
+    __slots__ = ("_best", "_cwd", "_file_tag", "_key", "_line", "_project", "_rank",
+                 "_session", "_tools")
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        project: str,
+        session: str,
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._file_tag = hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        self._project = project
+        self._session = session
+        state = state or {}
+        cwd = state.get("cwd")
+        self._cwd: str | None = cwd if isinstance(cwd, str) and cwd else None
+        line = state.get("line")
+        self._line: int = line if isinstance(line, int) else 0
+        key = state.get("key")
+        self._key: str | None = key if isinstance(key, str) else None
+        rank = state.get("rank")
+        self._rank: int = rank if isinstance(rank, int) else -1
+        tools = state.get("tools")
+        self._tools: tuple[str, ...] = (
+            tuple(t for t in tools if isinstance(t, str)) if isinstance(tools, list) else ()
+        )
+        # The best copy of the current response seen by this parser object (not kept
+        # in the state: after a restart the store's row plays that role).
+        self._best: UsageEvent | None = None
+
+    def state(self) -> dict[str, Any]:
+        """The first ``cwd``, the line count and the response being streamed."""
+        return {
+            "cwd": self._cwd,
+            "line": self._line,
+            "key": self._key,
+            "rank": self._rank,
+            "tools": list(self._tools),
+        }
+
+    def feed(self, line: bytes) -> list[Record]:
+        """Records from one line; raises :class:`MalformedLine` for broken JSON."""
+        self._line += 1
+        if b'"usage"' not in line:
+            # Cannot be usage nor a rate-limit error (those carry zero usage). Decode it
+            # only to learn the session's cwd, once per file; otherwise a cheap shape
+            # check catches the common corruption, a line cut short by a crash.
+            if self._cwd is None and b'"cwd"' in line:
+                obj = _decode(line)
+                cwd = obj.get("cwd")
+                if isinstance(cwd, str) and cwd:
+                    self._cwd = cwd
+            elif not _looks_like_object(line):
+                raise MalformedLine("not a JSON object")
+            return []
+        obj = _decode(line)
+        kind = obj.get("type")
+        # Transcripts always say "assistant"; lines with no type at all are ccusage's
+        # test shape (and very old versions), which ccusage counts, so we do too.
+        if kind != "assistant" and kind is not None:
+            if self._cwd is None:
+                self._learn_cwd(obj)
+            return []
+        message = obj.get("message")
+        if not isinstance(message, dict):
+            return []
+        usage = message.get("usage")
+        if not isinstance(usage, dict):
+            return []
+        self._learn_cwd(obj)
+        timestamp = _timestamp(obj)
+        model = _text(message.get("model")) or "unknown"
+        session = _text(obj.get("sessionId")) or self._session
+        records: list[Record] = []
+        if (
+            model == "<synthetic>"
+            or obj.get("isApiErrorMessage") is True
+            or "error" in obj
+            or "quotaLimits" in obj
+        ):
+            observation = _limit_observation(obj, message, timestamp, session)
+            if observation is not None:
+                records.append(observation)
+            if model == "<synthetic>":
+                # Client-made lines: no request reached the API, so no tokens to count.
+                return records
+        event = self._event(obj, message, usage, timestamp, model, session)
+        if event is not None:
+            records.append(event)
+        return records
+
+    # -- internals -----------------------------------------------------------------
+
+    def _learn_cwd(self, obj: Mapping[str, Any]) -> None:
+        if self._cwd is None:
+            cwd = obj.get("cwd")
+            if isinstance(cwd, str) and cwd:
+                self._cwd = cwd
+
+    def _event(
+        self,
+        obj: Mapping[str, Any],
+        message: Mapping[str, Any],
+        usage: Mapping[str, Any],
+        timestamp: datetime,
+        model: str,
+        session: str,
+    ) -> UsageEvent | None:
+        input_tokens = _count(usage.get("input_tokens"))
+        output_tokens = _count(usage.get("output_tokens"))
+        cache_read = _count(usage.get("cache_read_input_tokens"))
+        split = usage.get("cache_creation")
+        if isinstance(split, dict):
+            # ccusage's rule: the TTL split, when present, is the cache write.
+            write_5m = _count(split.get("ephemeral_5m_input_tokens"))
+            write_1h = _count(split.get("ephemeral_1h_input_tokens"))
+        else:
+            write_5m = _count(usage.get("cache_creation_input_tokens"))
+            write_1h = 0
+        total = input_tokens + output_tokens + cache_read + write_5m + write_1h
+
+        speed_field = usage.get("speed")
+        if speed_field == "fast":
+            speed: str | None = "fast"
+        elif usage.get("service_tier") == "priority":
+            speed = "priority"
+        else:
+            speed = None
+        sidechain = obj.get("isSidechain") is True
+        rank = rank_of(sidechain=sidechain, total=total, has_speed=speed_field is not None)
+
+        message_id = _text(message.get("id"))
+        if message_id is not None:
+            request_id = _text(obj.get("requestId"))
+            key = (
+                f"claude:{message_id}:{request_id}" if request_id else f"claude:{message_id}"
+            )
+        else:
+            # ccusage never deduplicates id-less lines; keep each one, stably.
+            uuid = _text(obj.get("uuid"))
+            key = f"claude:uuid:{uuid}" if uuid else f"claude:line:{self._file_tag}:{self._line}"
+
+        tools = _tool_names(message.get("content"))
+        if key == self._key:
+            merged = self._tools + tuple(dict.fromkeys(t for t in tools if t not in self._tools))
+            grew = len(merged) > len(self._tools)
+            if rank <= self._rank:
+                if not grew:
+                    return None  # an earlier copy of this response already said it all
+                self._tools = merged
+                if self._best is not None:
+                    # This copy adds a tool but not tokens: re-send the best copy with it.
+                    self._best = replace(self._best, tools=merged)
+                    return self._best
+            tools = merged
+        else:
+            self._key = key
+            self._rank = -1
+            self._best = None
+            tools = tuple(dict.fromkeys(tools))
+
+        event = UsageEvent(
+            agent=AGENT,
+            dedup_key=key,
+            timestamp=timestamp,
+            session_id=session,
+            project=self._cwd or self._project,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_5m_tokens=write_5m,
+            cache_write_1h_tokens=write_1h,
+            tools=tools,
+            sidechain=sidechain,
+            rank=rank,
+            # A /btw side question replays parent messages under the same message id
+            # and a new request id; the store drops such a sidechain copy when the
+            # primary exists (and the other way round).
+            shadow_key=message_id,
+            speed=speed,
+        )
+        self._tools = tools
+        if rank >= self._rank:
+            self._rank = rank
+            self._best = event
+        return event
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8
+        raise MalformedLine(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MalformedLine("not a JSON object")
+    return obj
+
+
+def _looks_like_object(line: bytes) -> bool:
+    """``{`` first and ``}`` last: what a complete JSON object line must look like."""
+    if line[:1] != b"{" or line[-1:] != b"}":
+        line = line.strip()
+    return line[:1] == b"{" and line[-1:] == b"}"
+
+
+def _timestamp(obj: Mapping[str, Any]) -> datetime:
+    value = obj.get("timestamp")
+    if not isinstance(value, str):
+        raise MalformedLine("usage line without a timestamp")
+    try:
+        return utc_from_iso(value)
+    except ValueError:
+        raise MalformedLine(f"bad timestamp {value!r}") from None
+
+
+def _tool_names(content: object) -> tuple[str, ...]:
+    if not isinstance(content, list):
+        return ()
+    names = []
+    for block in content:
+        if (
+            isinstance(block, dict)
+            and block.get("type") in ("tool_use", "server_tool_use")
+            and isinstance(block.get("name"), str)
+        ):
+            names.append(block["name"])
+    return tuple(names)
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    """The text of a synthetic error message, only to read the limit it names."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts = [
+        block["text"]
+        for block in content
+        if isinstance(block, dict) and isinstance(block.get("text"), str)
+    ]
+    return "\n".join(parts)
+
+
+def _limit_observation(
+    obj: Mapping[str, Any], message: Mapping[str, Any], observed_at: datetime, session: str
+) -> LimitObservation | None:
+    """The wall a rate-limit error line says was hit, or ``None`` for other errors."""
+    quota = obj.get("quotaLimits")
+    quota = quota if isinstance(quota, dict) else None
+    text = _message_text(message)
+    epoch_match = _REACHED_EPOCH.search(text)
+    hit_match = _HIT_KIND.search(text)
+    rate_limited = obj.get("error") == "rate_limit"
+    rejected = quota is not None and quota.get("status") == "rejected"
+    if not (rate_limited or rejected or epoch_match or hit_match):
+        return None
+
+    limit_id, window = LIMIT_ID, None
+    resets_at: datetime | None = None
+    extra: dict[str, str] = {}
+    if quota is not None:
+        kind = quota.get("rateLimitType")
+        if isinstance(kind, str):
+            limit_id, window = _QUOTA_WINDOWS.get(kind, (LIMIT_ID, None))
+            extra["rate_limit_type"] = kind
+        resets_at = _epoch(quota.get("resetsAt"))
+    if window is None and hit_match is not None:
+        words = hit_match.group(1).lower()
+        if "session" in words:
+            window = FIVE_HOURS
+        elif "week" in words:
+            window = WEEK
+            if "opus" in words:
+                limit_id = "claude_opus"
+            elif "sonnet" in words:
+                limit_id = "claude_sonnet"
+    if resets_at is None and epoch_match is not None:
+        resets_at = _epoch(int(epoch_match.group(1)))
+    if resets_at is None:
+        resets_at = _resets_from_text(text, observed_at)
+    return LimitObservation(
+        agent=AGENT,
+        limit_id=limit_id,
+        observed_at=observed_at,
+        source="claude_limit_error",
+        window_minutes=window,
+        used_percent=100.0,
+        resets_at=resets_at,
+        reached=True,
+        session_id=session,
+        extra=extra,
+    )
+
+
+def _resets_from_text(text: str, observed_at: datetime) -> datetime | None:
+    """``resets 2:30pm (Europe/Berlin)`` / ``resets Feb 16, 11am (…)`` as UTC.
+
+    Only with a named time zone: a pure parser cannot know the zone the message was
+    rendered in otherwise. A bare time is the next such time after the line.
+    """
+    match = _RESETS.search(text)
+    if match is None or not match.group("tz"):
+        return None
+    try:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(match.group("tz").strip())
+    except (ValueError, KeyError, OSError, ImportError):
+        return None  # unknown zone name, or no tz database (Windows without tzdata)
+    hour = int(match.group("hour")) % 12 + (12 if match.group("ampm").lower() == "pm" else 0)
+    minute = int(match.group("minute") or 0)
+    if minute > 59:
+        return None
+    local_now = observed_at.astimezone(zone)
+    try:
+        if match.group("mon"):
+            month = _MONTHS.get(match.group("mon").lower())
+            if month is None:
+                return None
+            candidate = local_now.replace(
+                month=month, day=int(match.group("day")), hour=hour, minute=minute,
+                second=0, microsecond=0,
+            )
+            if candidate < local_now - timedelta(days=1):
+                candidate = candidate.replace(year=candidate.year + 1)
+        else:
+            candidate = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if candidate < local_now:
+                candidate = (candidate + timedelta(days=1)).replace(hour=hour, minute=minute)
+    except ValueError:
+        return None
+    return candidate.astimezone(timezone.utc)
+
+
+def statusline_observations(
+    payload: Mapping[str, Any], observed_at: datetime
+) -> list[LimitObservation]:
+    """Official window usage from the JSON Claude Code pipes into a statusLine command.
+
+    ``rate_limits.five_hour`` / ``seven_day`` each hold ``used_percentage`` (0-100) and
+    ``resets_at`` (epoch seconds); the whole object, or either window, is absent for
+    API-key users and before the session's first response. Absent means "no news",
+    never 0 %, so nothing is returned for it.
+    """
+    if observed_at.tzinfo is None:
+        observed_at = observed_at.replace(tzinfo=timezone.utc)
+    observed_at = observed_at.astimezone(timezone.utc)
+    limits = payload.get("rate_limits")
+    if not isinstance(limits, dict):
+        return []
+    session = _text(payload.get("session_id"))
+    out = []
+    for name, minutes in (("five_hour", FIVE_HOURS), ("seven_day", WEEK)):
+        window = limits.get(name)
+        if not isinstance(window, dict):
+            continue
+        raw = window.get("used_percentage")
+        used = (
+            float(raw)
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool)
+            and math.isfinite(raw) and raw >= 0
+            else None
+        )
+        resets_at = _epoch(window.get("resets_at"))
+        if used is None and resets_at is None:
+            continue
+        out.append(
+            LimitObservation(
+                agent=AGENT,
+                limit_id=LIMIT_ID,
+                observed_at=observed_at,
+                source="claude_statusline",
+                window_minutes=minutes,
+                used_percent=used,
+                resets_at=resets_at,
+                reached=used is not None and used >= 100.0,
+                session_id=session,
+            )
+        )
+    return out
+
+
+class ClaudeSource:
+    """Where Claude Code keeps its transcripts, and how to read them."""
+
+    agent: Agent = AGENT
+
+    def roots(self, env: Mapping[str, str], home: Path) -> list[Root]:
+        """``$CLAUDE_CONFIG_DIR`` entries, else ``~/.config/claude`` and ``~/.claude``.
+
+        Like Claude Code and ccusage, a set ``CLAUDE_CONFIG_DIR`` (a comma-separated
+        list here, as ccusage accepts) replaces the defaults; each entry may name the
+        config dir or its ``projects/`` folder. Both defaults are kept because Claude
+        Code 1.0.30 briefly wrote to ``~/.config/claude`` (``$XDG_CONFIG_HOME/claude``)
+        and old sessions may still sit there.
+        """
+        configured = env.get("CLAUDE_CONFIG_DIR", "")
+        entries = [part.strip() for part in configured.split(",") if part.strip()]
+        if entries:
+            projects = [_projects_dir(_expand(entry, home)) for entry in entries]
+        else:
+            xdg = env.get("XDG_CONFIG_HOME", "").strip()
+            config_home = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".config"
+            projects = [config_home / "claude" / "projects", home / ".claude" / "projects"]
+        roots: list[Root] = []
+        seen: set[Path] = set()
+        for path in projects:
+            if path in seen:
+                continue
+            seen.add(path)
+            roots.append(Root(AGENT, path, _account_name(path.parent, home)))
+        return roots
+
+    def files(self, root: Root, on_error: OnError) -> Iterable[Path]:
+        """Every ``*.jsonl`` at any depth: sessions, ``subagents/``, older layouts."""
+        return walk_files(root.path, _is_log_name, on_error)
+
+    def wants(self, root: Root, path: Path) -> bool:
+        return _is_log_name(path.name) and _is_below(path, root.path)
+
+    def whole_file(self, path: Path) -> bool:
+        return False
+
+    def parse_whole(self, path: Path, data: bytes) -> list[Record]:
+        """Line by line, as the tailer would; only for callers holding a whole file."""
+        parser = self.parser(Root(AGENT, path.parent, str(path.parent)), path, None)
+        records: list[Record] = []
+        for line in data.split(b"\n"):
+            if line.strip():
+                records.extend(parser.feed(line))
+        return records
+
+    def parser(self, root: Root, path: Path, state: dict[str, Any] | None) -> ClaudeParser:
+        project, session = _labels(root.path, path)
+        return ClaudeParser(path, project=project, session=session, state=state)
+
+
+def _is_log_name(name: str) -> bool:
+    return name.endswith(".jsonl")
+
+
+def _is_below(path: Path, top: Path) -> bool:
+    try:
+        path.relative_to(top)
+    except ValueError:
+        return False
+    return path != top
+
+
+def _expand(entry: str, home: Path) -> Path:
+    if entry == "~":
+        return home
+    if entry.startswith(("~/", "~\\")):
+        return home / entry[2:]
+    return Path(entry)
+
+
+def _projects_dir(path: Path) -> Path:
+    if path.name == "projects" and not (path / "projects").is_dir():
+        return path
+    return path / "projects"
+
+
+def _account_name(config_dir: Path, home: Path) -> str:
+    """The config dir as a user would type it: ``~/.claude``."""
+    try:
+        rest = config_dir.relative_to(home)
+    except ValueError:
+        return str(config_dir)
+    return "~" if rest == Path() else f"~/{rest.as_posix()}"
+
+
+def _labels(top: Path, path: Path) -> tuple[str, str]:
+    """Project folder name and session id from the path, for lines that lack them.
+
+    ``<project>/<session>.jsonl`` → the stem; ``<project>/<session>/subagents/x.jsonl``
+    → the folder above ``subagents``; deeper files → their parent folder (ccusage's
+    reading of the layouts).
+    """
+    try:
+        parts = path.relative_to(top).parts
+    except ValueError:
+        parts = path.parts[-2:]
+    project = parts[0] if len(parts) > 1 else top.name
+    if path.parent.name == "subagents" and len(parts) > 2:
+        session = path.parent.parent.name
+    elif len(parts) > 2:
+        session = path.parent.name
+    else:
+        session = path.stem
+    return project, session
+
+
+SOURCE = ClaudeSource()
