@@ -28,10 +28,11 @@ from pathlib import Path
 CLAUDE_MODELS = ("claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001")
 CODEX_MODELS = ("gpt-5-codex", "gpt-5.1-codex", "gpt-5")
 GEMINI_MODELS = ("gemini-2.5-pro", "gemini-2.5-flash")
-WORDS = (
-    "alpha beta gamma delta render parse token window budget daemon socket tray commit "
-    "branch merge refactor module import return value error handler config schema"
-).split()
+WORDS = [
+    "alpha", "beta", "gamma", "delta", "render", "parse", "token", "window", "budget",
+    "daemon", "socket", "tray", "commit", "branch", "merge", "refactor", "module", "import",
+    "return", "value", "error", "handler", "config", "schema",
+]
 
 
 def iso(ts: datetime) -> str:
@@ -272,8 +273,11 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     agents = args.agents.split(",")
-    makers = {"claude": Claude(args.out, rng, args.quirks), "codex": Codex(args.out, rng, args.quirks),
-              "gemini": Gemini(args.out, rng, args.quirks)}
+    makers = {
+        "claude": Claude(args.out, rng, args.quirks),
+        "codex": Codex(args.out, rng, args.quirks),
+        "gemini": Gemini(args.out, rng, args.quirks),
+    }
     weights = {"claude": 0.6, "codex": 0.3, "gemini": 0.1}
     end = datetime.fromisoformat(args.end).astimezone(timezone.utc)
     target = args.size_mb * 1e6

@@ -35,7 +35,9 @@ __all__ = [
     "load_settings",
 ]
 
-Plan = Literal["none", "pro", "max5", "max20", "plus", "team", "custom"]
+Plan = Literal["none", "pro", "max5", "max20", "plus", "team", "custom", "free"]
+"""``free`` is Gemini CLI's free tier (a daily request quota); the Claude ones are
+community estimates, see :mod:`tokend.limits`."""
 
 
 class _Section(BaseModel):
@@ -112,7 +114,7 @@ class AlertSettings(_Section):
 class TraySettings(_Section):
     enabled: bool = True
     pin: str = ""
-    """Show this window in the gauge instead of the most constrained: ``"claude"`` or ``"claude:5h"``."""
+    """Gauge this window instead of the most constrained: ``"claude"`` or ``"claude:5h"``."""
 
 
 class CheckpointSettings(_Section):

@@ -101,5 +101,5 @@ class Paths:
     def ensure_runtime_dir(self) -> Path:
         """Create the runtime dir private to the user (0700): it holds the socket."""
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.runtime_dir, 0o700)
+        self.runtime_dir.chmod(0o700)
         return self.runtime_dir

@@ -121,7 +121,8 @@ class Snapshot:
         return best
 
     def to_dict(self) -> dict[str, Any]:
-        return _encode(asdict(self))
+        encoded: dict[str, Any] = _encode(asdict(self))
+        return encoded
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Snapshot:

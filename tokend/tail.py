@@ -113,9 +113,12 @@ class Tailer:
             except OSError:
                 sizes.append(0)
         known = {row.path: row.offset for row in self.store.file_rows()}
-        todo = [max(0, size - known.get(str(p), 0)) for (_, _, p), size in zip(targets, sizes)]
+        todo = [
+            max(0, size - known.get(str(p), 0))
+            for (_, _, p), size in zip(targets, sizes, strict=True)
+        ]
         total, done = sum(todo), 0
-        for (source, root, path), size in zip(targets, todo):
+        for (source, root, path), size in zip(targets, todo, strict=True):
             report.add(self.ingest(source, root, path))
             done += size
             if progress is not None:
@@ -126,7 +129,7 @@ class Tailer:
         """Read what is new in one file; never raises for a bad file."""
         result = FileResult(path)
         try:
-            st = os.stat(path)
+            st = path.stat()
             if source.whole_file(path):
                 self._ingest_whole(source, root, path, st, result)
             else:

@@ -97,7 +97,7 @@ def test_atomically_replaced_file_is_reread_without_double_counting(
         tailer(store, root).scan()
         tmp = log.with_suffix(".tmp")
         tmp.write_text("\n".join(lines(3)) + "\n")
-        os.replace(tmp, log)  # new inode, longer than before
+        tmp.replace(log)  # new inode, longer than before
         report = tailer(store, root).scan()
         assert report.bytes_read == log.stat().st_size  # read from 0, not from the old offset
         assert outputs(store) == [100, 101, 102]
@@ -113,7 +113,7 @@ def test_malformed_lines_are_counted_and_skipped_once(
         assert (report.events, report.malformed) == (2, 1)
         tmp = log.with_suffix(".tmp")
         tmp.write_bytes(log.read_bytes())
-        os.replace(tmp, log)  # new inode: the whole file is read again
+        tmp.replace(log)  # new inode: the whole file is read again
         again = tailer(store, root).scan()
         assert again.malformed == 1
         assert store.counts()["malformed"] == 1  # the file's count, not a running sum

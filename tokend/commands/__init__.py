@@ -17,7 +17,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 _MODULES = ("scan",)
 
 
-def COMMANDS() -> list[Register]:  # noqa: N802 - reads as the constant it stands for
+def COMMANDS() -> list[Register]:
     """The ``register`` function of every command module, imported on demand."""
     out: list[Register] = []
     for name in _MODULES:

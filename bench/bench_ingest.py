@@ -1,0 +1,94 @@
+"""Ingest benchmarks, side by side with ccusage in one run.
+
+1. Cold ``tokend scan`` (empty store) against ``ccusage claude daily --json --offline``
+   on the same Claude corpus: wall time and peak RSS, at growing corpus sizes so
+   that "flat as the corpus grows" can be seen.
+2. Warm ``tokend daily --json`` (store up to date) against ccusage's daily.
+3. ``tokend scan`` after appending 1 MB to one session file.
+
+Usage::
+
+    python bench/bench_ingest.py --sizes 100,200,400 [--runs 3]
+
+Prints a Markdown table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import CCUSAGE, corpus_env, machine, median, run
+
+
+def tokend(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tokend", *args]
+
+
+def append_one_mb(corpus: Path) -> None:
+    """Append ~1 MB of new assistant lines (real format) to the largest session."""
+    target = max((corpus / "claude" / "projects").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
+    last = [ln for ln in target.read_text().splitlines() if '"type":"assistant"' in ln][-1]
+    out = []
+    size = 0
+    n = 0
+    while size < 1_000_000:
+        line = last.replace('"id":"msg_', f'"id":"msg_new{n}_').replace(
+            '"requestId":"req_', f'"requestId":"req_new{n}_')
+        out.append(line)
+        size += len(line) + 1
+        n += 1
+    with open(target, "a") as handle:
+        handle.write("\n".join(out) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100,200,400", help="corpus sizes in MB")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tokend-bench-"))
+    print(f"machine: {machine()}\n")
+    print("| corpus | files | tokend cold scan | ccusage claude daily | time ratio | "
+          "tokend peak RSS | ccusage peak RSS | tokend warm daily --json | ccusage daily "
+          "| warm speed-up | scan after +1 MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    try:
+        for size in [float(s) for s in args.sizes.split(",")]:
+            corpus = work / f"c{size:g}"
+            subprocess.run([sys.executable, str(Path(__file__).parent / "gen_corpus.py"),
+                            "--out", str(corpus), "--size-mb", str(size), "--agents", "claude"],
+                           check=True, capture_output=True)
+            files = list((corpus / "claude").rglob("*.jsonl"))
+            mb = sum(p.stat().st_size for p in files) / 1e6
+            cold, theirs, warm, theirs_daily = [], [], [], []
+            for i in range(args.runs):
+                home = work / f"home{size:g}-{i}"
+                env = corpus_env(corpus, home)
+                cold.append(run(tokend("scan", "--quiet"), env))
+                theirs.append(run([CCUSAGE, "claude", "daily", "--json", "--offline"], env))
+                warm.append(run(tokend("daily", "--json", "--agent", "claude"), env))
+                theirs_daily.append(run([CCUSAGE, "claude", "daily", "--json", "--offline"], env))
+            env = corpus_env(corpus, work / f"home{size:g}-0")
+            append_one_mb(corpus)
+            rescan = run(tokend("scan", "--quiet"), env)
+            c = median([r.seconds for r in cold])
+            t = median([r.seconds for r in theirs])
+            w = median([r.seconds for r in warm])
+            td = median([r.seconds for r in theirs_daily])
+            print(f"| {mb:.0f} MB | {len(files)} | {c:.2f} s | {t:.2f} s | {c / t:.2f}× | "
+                  f"{max(r.peak_rss_mb for r in cold):.0f} MB | "
+                  f"{max(r.peak_rss_mb for r in theirs):.0f} MB | {w * 1000:.0f} ms | "
+                  f"{td:.2f} s | {td / w:.0f}× | {rescan.seconds * 1000:.0f} ms |", flush=True)
+            shutil.rmtree(corpus)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Shared helpers for the benchmark scripts: running a command with its wall time
+and peak RSS, describing the machine, and the environment that points tokend and
+ccusage at a corpus."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CCUSAGE = os.environ.get("CCUSAGE", "/opt/ccusage/node_modules/.bin/ccusage")
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def run(cmd: list[str], env: dict[str, str]) -> Run:
+    """Run ``cmd`` under GNU time and return wall seconds, peak RSS and stdout."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    rss = int(match.group(1)) / 1024 if match else float("nan")
+    return Run(elapsed, rss, proc.stdout)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def corpus_env(corpus: Path, tokend_home: Path) -> dict[str, str]:
+    """Point both tools at the corpus and tokend at a private home."""
+    env = dict(os.environ)
+    env.update(
+        CLAUDE_CONFIG_DIR=str(corpus / "claude"),
+        CODEX_HOME=str(corpus / "codex"),
+        GEMINI_CLI_HOME=str(corpus / "gemini"),
+        TOKEND_HOME=str(tokend_home),
+        HOME=str(corpus / "home"),
+        TZ="UTC",
+    )
+    return env
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
