@@ -21,7 +21,17 @@ from typing import Any
 from tokend.errors import StoreError
 from tokend.models import LimitObservation, UsageEvent, utc_from_ms, utc_ms
 
-__all__ = ["SCHEMA_VERSION", "CostFn", "EventRow", "FileRow", "LimitRow", "Store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckpointRow",
+    "CostFn",
+    "EventRow",
+    "FileRow",
+    "LimitRow",
+    "SessionRow",
+    "Store",
+    "Totals",
+]
 
 CostFn = Callable[[UsageEvent], "float | None"]
 
@@ -96,8 +106,23 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE checkpoints (
+        session_id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        written_at INTEGER NOT NULL,
+        announced_at INTEGER
+    );
+    CREATE INDEX checkpoints_cwd ON checkpoints(cwd, written_at);
+    CREATE INDEX events_session ON events(session_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+_TOTAL_SQL = "input + output + cache_read + cache_write_5m + cache_write_1h"
 
 _EVENT_COLUMNS = (
     "dedup_key, shadow_key, rank, agent, root, session_id, project, model, ts, input, output, "
@@ -160,7 +185,9 @@ class EventRow:
 
     @property
     def total(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write_5m + self.cache_write_1h
+        return (
+            self.input + self.output + self.cache_read + self.cache_write_5m + self.cache_write_1h
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +205,49 @@ class LimitRow:
     reached: bool
     plan_type: str | None
     session_id: str | None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over a time range of one root: what a usage window shows.
+
+    ``tokens`` counts every token type; ``io_tokens`` only input + output (what the
+    community plan presets count). ``cost`` is ``None`` when there were events and
+    none of them could be priced.
+    """
+
+    tokens: int
+    io_tokens: int
+    cost: float | None
+    requests: int
+    first_ms: int | None
+    last_ms: int | None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One session's whole usage, for checkpoint triggers and ``tokend checkpoint``."""
+
+    agent: str
+    root: str
+    session_id: str
+    project: str
+    first_ms: int
+    last_ms: int
+    requests: int
+    cost: float | None
+    model: str
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    session_id: str
+    agent: str
+    path: str
+    cwd: str
+    reason: str
+    written_ms: int
+    announced_ms: int | None
 
 
 class Store:
@@ -244,16 +314,14 @@ class Store:
             "FROM files WHERE path = ?",
             (path,),
         ).fetchone()
-        if row is None:
-            return None
-        return FileRow(*row[:9], json.loads(row[9]) if row[9] else None, row[10])
+        return None if row is None else _file_row(row)
 
     def file_rows(self) -> list[FileRow]:
         rows = self.db.execute(
             "SELECT id, path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed "
             "FROM files ORDER BY path"
         ).fetchall()
-        return [FileRow(*r[:9], json.loads(r[9]) if r[9] else None, r[10]) for r in rows]
+        return [_file_row(r) for r in rows]
 
     def commit_batch(
         self,
@@ -365,13 +433,17 @@ class Store:
             params,
         )
         for r in cur:
-            yield EventRow(*r[:13], bool(r[13]), r[14])
+            yield EventRow(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+                bool(r[13]), r[14],
+            )
 
     def limit_rows(
         self, *, agent: str | None = None, since_ms: int | None = None
     ) -> list[LimitRow]:
         """Limit observations, oldest first."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
         if agent is not None:
             clauses.append("agent = ?")
             params.append(agent)
@@ -393,6 +465,100 @@ class Store:
             for r in rows
         ]
 
+    # -- aggregates for the window maths (tokend.state) ---------------------------------
+    # Each is one indexed range query (events_agent_ts, limits_agent_obs) summed in
+    # SQLite, so a snapshot costs milliseconds whatever the size of the history.
+
+    def totals(
+        self, *, agent: str, root: str, since_ms: int | None, until_ms: int
+    ) -> Totals:
+        """Sums over ``[since_ms, until_ms)`` of one root (``since_ms=None``: from the start)."""
+        lo = since_ms if since_ms is not None else -(1 << 62)
+        r = self.db.execute(
+            f"SELECT COALESCE(SUM({_TOTAL_SQL}), 0), COALESCE(SUM(input + output), 0), SUM(cost), "
+            "COUNT(*), MIN(ts), MAX(ts) FROM events "
+            "WHERE agent = ? AND ts >= ? AND ts < ? AND root = ?",
+            (agent, lo, until_ms, root),
+        ).fetchone()
+        count = int(r[3])
+        cost = None if r[2] is None and count else float(r[2] or 0.0)
+        return Totals(int(r[0]), int(r[1]), cost, count, r[4], r[5])
+
+    def event_times(self, *, agent: str, root: str, since_ms: int, until_ms: int) -> list[int]:
+        """Timestamps of one root's events in ``[since_ms, until_ms)``, in order."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT ts FROM events WHERE agent = ? AND ts >= ? AND ts < ? AND root = ? "
+                "ORDER BY ts",
+                (agent, since_ms, until_ms, root),
+            )
+        ]
+
+    def hourly(
+        self, *, agent: str, root: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, int, int, int, int]]:
+        """``(hour start, tokens, events, first ts, last ts)`` per UTC hour with usage."""
+        rows = self.db.execute(
+            f"SELECT ts - ts % 3600000 AS h, SUM({_TOTAL_SQL}), COUNT(*), MIN(ts), MAX(ts) "
+            "FROM events WHERE agent = ? AND ts >= ? AND ts < ? AND root = ? "
+            "GROUP BY h ORDER BY h",
+            (agent, since_ms, until_ms, root),
+        ).fetchall()
+        return [(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
+
+    def last_event_ms(
+        self, *, agent: str, root: str, since_ms: int | None = None, after_id: int = 0
+    ) -> int | None:
+        """The newest event of one root (optionally only rows after ``after_id``)."""
+        if after_id:
+            r = self.db.execute(
+                "SELECT MAX(ts) FROM events WHERE id > ? AND agent = ? AND root = ?",
+                (after_id, agent, root),
+            ).fetchone()
+            return None if r[0] is None else int(r[0])
+        r = self.db.execute(
+            "SELECT ts FROM events WHERE agent = ? AND ts >= ? AND root = ? "
+            "ORDER BY ts DESC LIMIT 1",
+            (agent, since_ms if since_ms is not None else -(1 << 62), root),
+        ).fetchone()
+        return None if r is None else int(r[0])
+
+    def max_event_id(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+    def latest_limits(self, *, agent: str, root: str, since_ms: int) -> list[LimitRow]:
+        """The newest observation per ``(limit_id, window, source)`` observed since ``since_ms``."""
+        return self._limit_query(
+            "SELECT agent, root, limit_id, window_minutes, used_percent, resets_at, "
+            "MAX(observed_at), source, reached, plan_type, session_id FROM limits "
+            "WHERE agent = ? AND observed_at >= ? AND root = ? "
+            "GROUP BY limit_id, window_minutes, source",
+            (agent, since_ms, root),
+        )
+
+    def limit_windows(self, *, agent: str, root: str, since_ms: int) -> list[LimitRow]:
+        """Per official window instance (``limit_id, window, resets_at``) observed since
+        ``since_ms``: the observation with the highest percent, for calibration."""
+        return self._limit_query(
+            "SELECT agent, root, limit_id, window_minutes, MAX(used_percent), resets_at, "
+            "observed_at, source, reached, plan_type, session_id FROM limits "
+            "WHERE agent = ? AND observed_at >= ? AND root = ? AND used_percent IS NOT NULL "
+            "AND resets_at IS NOT NULL GROUP BY limit_id, window_minutes, resets_at "
+            "ORDER BY resets_at",
+            (agent, since_ms, root),
+        )
+
+    def _limit_query(self, sql: str, params: tuple[object, ...]) -> list[LimitRow]:
+        return [
+            LimitRow(
+                r[0], r[1], r[2], r[3] or None, r[4],
+                utc_from_ms(r[5]) if r[5] is not None else None, utc_from_ms(r[6]),
+                r[7], bool(r[8]), r[9], r[10],
+            )
+            for r in self.db.execute(sql, params)
+        ]
+
     def counts(self) -> dict[str, int]:
         """Rows per table, for ``tokend scan`` summaries and ``doctor``."""
         out = {}
@@ -408,6 +574,61 @@ class Store:
             "SELECT DISTINCT model FROM events WHERE cost IS NULL ORDER BY model"
         ).fetchall()
         return [r[0] for r in rows]
+
+    # -- sessions and checkpoints -------------------------------------------------
+
+    def active_sessions(self, since_ms: int) -> list[SessionRow]:
+        """Sessions with usage since ``since_ms``, whole-session totals, newest first."""
+        rows = self.db.execute(
+            "SELECT agent, root, session_id, MAX(project), MIN(ts), MAX(ts), COUNT(*), "
+            "SUM(cost), MAX(model) FROM events WHERE session_id IN "
+            "(SELECT DISTINCT session_id FROM events WHERE ts >= ?) "
+            "GROUP BY agent, root, session_id ORDER BY MAX(ts) DESC",
+            (since_ms,),
+        ).fetchall()
+        return [SessionRow(*r) for r in rows]
+
+    def session_files(self, session_id: str) -> list[str]:
+        """The log files that produced a session's events (main transcript first)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT f.path FROM events e JOIN files f ON f.id = e.file_id "
+            "WHERE e.session_id = ? ORDER BY e.sidechain, f.path",
+            (session_id,),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def record_checkpoint(
+        self, *, session_id: str, agent: str, path: str, cwd: str, reason: str, written_ms: int
+    ) -> None:
+        """Remember a written checkpoint; a rewrite makes it unread again."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO checkpoints (session_id, agent, path, cwd, reason, written_at, "
+                "announced_at) VALUES (?,?,?,?,?,?,NULL) ON CONFLICT(session_id) DO UPDATE SET "
+                "path=excluded.path, cwd=excluded.cwd, reason=excluded.reason, "
+                "written_at=excluded.written_at, announced_at=NULL",
+                (session_id, agent, path, cwd, reason, written_ms),
+            )
+
+    def checkpoints(self, cwd: str | None = None) -> list[CheckpointRow]:
+        """Known checkpoints, newest first, optionally of one working directory."""
+        sql = (
+            "SELECT session_id, agent, path, cwd, reason, written_at, announced_at "
+            "FROM checkpoints"
+        )
+        params: tuple[object, ...] = ()
+        if cwd is not None:
+            sql += " WHERE cwd = ?"
+            params = (cwd,)
+        rows = self.db.execute(sql + " ORDER BY written_at DESC", params).fetchall()
+        return [CheckpointRow(*r) for r in rows]
+
+    def mark_announced(self, session_id: str, when_ms: int) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE checkpoints SET announced_at = ? WHERE session_id = ?",
+                (when_ms, session_id),
+            )
 
     # -- small state ------------------------------------------------------------
 
@@ -454,6 +675,13 @@ class Store:
                 (fingerprint,),
             )
         return True
+
+
+def _file_row(r: tuple[Any, ...]) -> FileRow:
+    return FileRow(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+        json.loads(r[9]) if r[9] else None, r[10],
+    )
 
 
 def _event_params(

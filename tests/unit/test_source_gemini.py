@@ -378,9 +378,12 @@ def test_the_model_falls_back_to_the_last_one_named(home: Path, store: Store) ->
 
 def test_projects_resolve_from_marker_registry_and_hash(home: Path, store: Store) -> None:
     write_chat(home, "session-x.jsonl", jsonl(meta("s-x"), reply("r", tokens(1, 1))), "orphan")
+    write_chat(home, "session-m.jsonl", jsonl(meta("s-m"), reply("r", tokens(1, 1))), "scratch")
+    (gemini(home) / "tmp" / "scratch" / ".project_root").write_text("/work/demo/scratch\n")
     rows = scan(store, home)
     projects = {r.session_id: r.project for r in rows}
-    assert projects[SESSION_A] == BILLING  # .project_root marker
+    assert projects["s-m"] == "/work/demo/scratch"  # .project_root marker, not in projects.json
+    assert projects[SESSION_A] == BILLING  # marker and registry agree
     assert projects[SESSION_B] == LEGACY  # projects.json slug
     assert projects["0a0b0c0d-4444-4d4d-8e8e-000000000004"] == LEGACY  # sha256 folder
     assert projects["s-x"] == "orphan"  # nothing known: the folder name

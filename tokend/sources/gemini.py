@@ -332,7 +332,7 @@ class GeminiParser:
             reasoning_tokens=tokens.thoughts,
             tools=_tool_names(message.get("toolCalls")),
             sidechain=subagent,
-            rank=0,
+            rank=tokens.raw_sum,
         )
 
 
