@@ -8,6 +8,7 @@ store-level test names the rule it guards; removing that rule from
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
+from tokend.sources import claude
 from tokend.sources.base import Root
 from tokend.sources.claude import (
     SOURCE,
@@ -167,6 +169,22 @@ def test_fixture_totals(store: Store, projects: Path) -> None:
     assert {r.model for r in rows} == {SONNET, HAIKU}
 
 
+def test_same_totals_without_orjson(
+    store: Store, projects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """orjson is only a speed-up: the stdlib decoder must give the same answer."""
+    monkeypatch.setattr(claude, "_fast_loads", None)
+    rows = _scan(store, projects)
+    assert _totals(rows) == FIXTURE_TOTALS
+
+
+def test_line_only_the_stdlib_decoder_accepts_still_counts() -> None:
+    """A lone surrogate in tool output is valid to json but not to orjson."""
+    line = _assistant(content=[{"type": "text", "text": "x"}]).replace(b'"x"', b'"\\ud800"')
+    assert b"\\ud800" in line
+    assert [e.output_tokens for e in _events(_parser().feed(line))] == [10]
+
+
 def test_rescan_and_reread_are_idempotent(store: Store, projects: Path) -> None:
     _scan(store, projects)
     _scan(store, projects)
@@ -250,6 +268,24 @@ def test_btw_replay_read_before_its_primary_is_replaced(store: Store, projects: 
     assert [(r.output, r.sidechain) for r in rows] == [(187, False)]
 
 
+@pytest.mark.parametrize("order", list(itertools.permutations([MAIN, SUBAGENT, BTW])))
+def test_totals_do_not_depend_on_file_order(
+    store: Store, projects: Path, order: tuple[str, str, str]
+) -> None:
+    """A live tail sees files in any order; the winner rules make the result the same."""
+    tailer = _tailer(store, projects)
+    for name in order:
+        tailer.ingest(SOURCE, _root(projects), projects / name)
+    assert _totals(list(store.events())) == FIXTURE_TOTALS
+
+
+def test_history_copied_into_another_file_counts_once(store: Store, projects: Path) -> None:
+    """Rule: dedup is global; a forked/resumed session's copy of old responses is free."""
+    shutil.copy(projects / MAIN, projects / PROJECT / "0e5c2d7a-fork.jsonl")
+    rows = _scan(store, projects)
+    assert _totals(rows) == FIXTURE_TOTALS
+
+
 def test_one_hour_cache_write_is_kept_apart(store: Store, projects: Path) -> None:
     """Rule: cache_creation.ephemeral_1h_input_tokens is a 1h write, priced 2x."""
     (row,) = _by_output(_scan(store, projects), 120)
@@ -266,8 +302,8 @@ def test_timestamp_offset_and_spaced_json(store: Store, projects: Path) -> None:
 def test_malformed_lines_are_counted_and_skipped(store: Store, projects: Path) -> None:
     report = _tailer(store, projects).scan()
     assert report.malformed == 2
-    (row,) = store.file_rows()[:1]
-    assert row.malformed == 2
+    row = store.file_row(str(projects / MAIN))
+    assert row is not None and row.malformed == 2
     # the lines after the broken ones were still read
     assert store.limit_rows()
 
@@ -470,7 +506,7 @@ def test_project_is_the_first_cwd_and_session_falls_back_to_the_path() -> None:
     assert (before.project, before.session_id) == ("-home-dev-app", "sess-9")
     parser.feed(_line(type="user", cwd="/home/dev/app", message={"role": "user"}))
     parser.feed(_line(type="user", cwd="/home/dev/app/sub", message={"role": "user"}))
-    (after,) = _events(parser.feed(_assistant(mid="b")))
+    (after,) = _events(parser.feed(_assistant(mid="b", cwd="/home/dev/app/sub")))
     assert after.project == "/home/dev/app"  # a later `cd` does not move the session
     assert after.session_id == "sess-1"
     state = parser.state()
@@ -543,6 +579,8 @@ def test_old_limit_reached_epoch_text() -> None:
          datetime(2026, 10, 5, 13, 0, tzinfo=timezone.utc)),
         ("You've hit your limit · resets Jan 2, 11am (UTC)", None,
          datetime(2027, 1, 2, 11, 0, tzinfo=timezone.utc)),
+        ("You've hit your Opus limit · resets Oct 5, 9am (America/New_York)", 10080,
+         datetime(2026, 10, 5, 13, 0, tzinfo=timezone.utc)),
         ("You've hit your session limit · resets 6pm", 300, None),  # zone unknown
         ("You've hit your session limit · resets 6pm (Mars/Olympus)", 300, None),
     ],
@@ -550,6 +588,7 @@ def test_old_limit_reached_epoch_text() -> None:
 def test_limit_text(text: str, window: int | None, resets: datetime | None) -> None:
     (obs,) = _limits(_parser().feed(_synthetic(text, isApiErrorMessage=True)))
     assert (obs.window_minutes, obs.resets_at) == (window, resets)
+    assert obs.limit_id == ("claude_opus" if "Opus" in text else "claude")
 
 
 def test_other_errors_are_not_limits() -> None:
