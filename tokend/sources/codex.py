@@ -17,13 +17,14 @@ The rules, and why (reference/log-formats.md B.7-B.10):
    usage). Events whose input, cached, output, reasoning and cache-write counts are all
    zero (``fill_to_context_window``) are skipped; their totals still become the baseline.
 2. **A response counts once whether it shows as a token_usage_record, a token_count or
-   both, in either order.** Both carry the response's usage tuple (record ``usage`` ==
-   token_count ``last_token_usage``). The parser keeps the last few unpaired ones of each
-   kind: a token_count matching an earlier record yields nothing; a record matching an
-   earlier token_count is emitted *under that token_count's dedup key* with a higher rank,
-   so the store replaces the row. A token_count with no record (older files, records are
-   best-effort) and a record with no token_count both count. The pending lists are part
-   of :meth:`CodexParser.state`, so a pair split across two reads still pairs.
+   both, in either order.** Both carry the response's usage (record ``usage`` ==
+   token_count ``last_token_usage``; ``total_tokens`` aside, a writer may omit it). The
+   parser keeps the last few unpaired ones of each kind: a token_count matching an earlier
+   record yields nothing; a record matching an earlier token_count is emitted *under that
+   token_count's dedup key* with a higher rank, so the store replaces the row. A
+   token_count with no record (older files; records are best-effort) and a record with no
+   token_count both count. The pending lists are part of :meth:`CodexParser.state`, so a
+   pair split across two reads still pairs.
 3. **Dedup keys never contain the path**: a token_count is keyed by thread id +
    cumulative total + its usage, a record by thread id + ``response_id``. The same rollout
    in ``sessions/`` and ``archived_sessions/`` therefore yields the same keys, and the
@@ -211,7 +212,6 @@ class CodexParser:
         self.tier: str | None = None
         self.born: int | None = None  # ms, the child thread's creation
         self.replay = False
-        self.own = False  # the thread's own lines have started: no replay any more
         self.total: Usage | None = None
         self.tools: list[str] = []
         self.pending_counts: list[tuple[Usage, str, list[str]]] = []
@@ -231,7 +231,6 @@ class CodexParser:
             "tier": self.tier,
             "born": self.born,
             "replay": self.replay,
-            "own": self.own,
             "total": list(self.total) if self.total is not None else None,
             "tools": list(self.tools),
             "pc": [[list(u), key, list(tools)] for u, key, tools in self.pending_counts],
@@ -246,7 +245,6 @@ class CodexParser:
         self.tier = state.get("tier")
         self.born = state.get("born")
         self.replay = bool(state.get("replay"))
-        self.own = bool(state.get("own"))
         total = state.get("total")
         self.total = _as_usage(total) if total is not None else None
         self.tools = [str(t) for t in state.get("tools") or []]
@@ -300,9 +298,9 @@ class CodexParser:
             born = [_iso_ms(obj.get("timestamp")), _iso_ms(payload.get("timestamp"))]
             known = [b for b in born if b is not None]
             self.born = min(known) if known else None
-            if _is_child(payload) and self.born is not None and not self.own:
+            if _is_child(payload) and self.born is not None:
                 self.replay = True
-        elif thread and thread != self.sid and not self.own and self.born is not None:
+        elif thread and thread != self.sid and self.born is not None:
             # A copy of another thread's header: its history follows.
             self.replay = True
 
@@ -337,7 +335,6 @@ class CodexParser:
 
     def _end_replay(self) -> None:
         self.replay = False
-        self.own = True
         self.tools = []
 
     def _replayed(self, ts: datetime) -> bool:
@@ -387,7 +384,7 @@ class CodexParser:
         if _is_zero(usage):
             return records
         for i, recorded in enumerate(self.pending_records):
-            if recorded == usage:
+            if recorded[:5] == usage[:5]:
                 del self.pending_records[i]
                 return records  # the token_usage_record already counted this response
         key = f"codex:{self.sid}:t{_tuple_key(total)}:l{_tuple_key(usage)}"
@@ -396,7 +393,6 @@ class CodexParser:
         tools, self.tools = self.tools, []
         self.pending_counts.append((usage, key, tools))
         del self.pending_counts[:-_PENDING]
-        self.own = True
         records.append(
             self._event(
                 key,
@@ -421,7 +417,7 @@ class CodexParser:
         model = _model_of(attribution)
         tier = _text(attribution.get("service_tier"))
         for i, (counted, key, tools) in enumerate(self.pending_counts):
-            if counted == usage:
+            if counted[:5] == usage[:5]:
                 # Same response as a token_count already emitted: replace that row.
                 del self.pending_counts[i]
                 return [self._event(key, ts, usage, model, tools, tier, _RANK_RECORD)]
@@ -435,7 +431,6 @@ class CodexParser:
         tools, self.tools = self.tools, []
         self.pending_records.append(usage)
         del self.pending_records[:-_PENDING]
-        self.own = True
         return [self._event(key, ts, usage, model, tools, tier, _RANK_RECORD)]
 
     def _event(
