@@ -3,8 +3,9 @@
 Each subcommand lives in a module of :mod:`tokend.commands` that adds its parser
 and names the function to run; this module only builds the tree and maps
 ``TokendError`` to exit codes (1 user error, 2 usage/config, 3 daemon not running).
-``tokend statusline`` is dispatched before anything else is imported: it must answer
-in tens of milliseconds with the standard library only.
+``tokend statusline`` and ``tokend hook`` are dispatched before anything else is
+imported: the first must answer in tens of milliseconds with the standard library
+only, the second delays every prompt Claude Code sends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tokend.statusline import main as statusline_main
 
         return statusline_main(args[1:])
+    if args == ["hook"]:
+        # Claude Code waits for this on every prompt: skip building the whole CLI.
+        from tokend.commands.hook import main as hook_main
+
+        return hook_main()
     return _main(args)
 
 
