@@ -70,6 +70,11 @@ class WindowState:
     pace: float | None = None
     rolling: bool = False
     drift: Drift | None = None
+    unit: str = "tokens"
+    """What 100 % counts: ``tokens`` (every type), ``io_tokens`` (input + output, the
+    community Claude presets) or ``requests`` (Gemini's daily quota)."""
+    limit_requests: int | None = None
+    """100 % in requests, for a ``requests`` window (``limit_tokens`` is then ``None``)."""
 
 
 @dataclass(frozen=True)

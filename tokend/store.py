@@ -178,6 +178,8 @@ class EventRow:
     tools: str
     sidechain: bool
     cost: float | None
+    speed: str | None = None
+    """``"fast"`` or a service tier (ccusage names fast-mode models ``<model>-fast``)."""
 
     @property
     def timestamp(self) -> datetime:
@@ -428,14 +430,14 @@ class Store:
         where, params = _filters(agent, root, since_ms, until_ms)
         cur = self.db.execute(
             "SELECT agent, root, session_id, project, model, ts, input, output, cache_read, "
-            "cache_write_5m, cache_write_1h, reasoning, tools, sidechain, cost FROM events"
+            "cache_write_5m, cache_write_1h, reasoning, tools, sidechain, cost, speed FROM events"
             f"{where} ORDER BY ts, id",
             params,
         )
         for r in cur:
             yield EventRow(
                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-                bool(r[13]), r[14],
+                bool(r[13]), r[14], r[15],
             )
 
     def limit_rows(
@@ -496,14 +498,15 @@ class Store:
         ]
 
     def hourly(
-        self, *, agent: str, root: str, since_ms: int, until_ms: int
+        self, *, agent: str, root: str | None, since_ms: int, until_ms: int
     ) -> list[tuple[int, int, int, int, int]]:
-        """``(hour start, tokens, events, first ts, last ts)`` per UTC hour with usage."""
+        """``(hour start, tokens, events, first ts, last ts)`` per UTC hour with usage
+        (of one root, or of every root of the agent with ``root=None``)."""
         rows = self.db.execute(
             f"SELECT ts - ts % 3600000 AS h, SUM({_TOTAL_SQL}), COUNT(*), MIN(ts), MAX(ts) "
-            "FROM events WHERE agent = ? AND ts >= ? AND ts < ? AND root = ? "
-            "GROUP BY h ORDER BY h",
-            (agent, since_ms, until_ms, root),
+            "FROM events WHERE agent = ? AND ts >= ? AND ts < ? "
+            f"{'AND root = ? ' if root is not None else ''}GROUP BY h ORDER BY h",
+            (agent, since_ms, until_ms) + ((root,) if root is not None else ()),
         ).fetchall()
         return [(int(a), int(b), int(c), int(d), int(e)) for a, b, c, d, e in rows]
 
@@ -513,7 +516,8 @@ class Store:
         """The newest event of one root (optionally only rows after ``after_id``)."""
         if after_id:
             r = self.db.execute(
-                "SELECT MAX(ts) FROM events WHERE id > ? AND agent = ? AND root = ?",
+                # "+agent", "ts + 0": walk the primary key range of new rows, not an index.
+                "SELECT MAX(ts + 0) FROM events WHERE id > ? AND +agent = ? AND root = ?",
                 (after_id, agent, root),
             ).fetchone()
             return None if r[0] is None else int(r[0])
@@ -523,6 +527,19 @@ class Store:
             (agent, since_ms if since_ms is not None else -(1 << 62), root),
         ).fetchone()
         return None if r is None else int(r[0])
+
+    def first_event_after(self, *, agent: str, root: str, after_id: int) -> int | None:
+        """The oldest timestamp among rows added after ``after_id`` (a backfill check)."""
+        r = self.db.execute(
+            "SELECT MIN(ts + 0) FROM events WHERE id > ? AND +agent = ? AND root = ?",
+            (after_id, agent, root),
+        ).fetchone()
+        return None if r[0] is None else int(r[0])
+
+    def root_has_files(self, root: str) -> bool:
+        """Whether any log file of ``root`` was ever read (no files, no events)."""
+        row = self.db.execute("SELECT 1 FROM files WHERE root = ? LIMIT 1", (root,)).fetchone()
+        return row is not None
 
     def max_event_id(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
@@ -536,6 +553,21 @@ class Store:
             "GROUP BY limit_id, window_minutes, source",
             (agent, since_ms, root),
         )
+
+    def first_limit(
+        self, *, agent: str, root: str, limit_id: str, window_minutes: int, since_ms: int,
+        until_ms: int,
+    ) -> LimitRow | None:
+        """The oldest observation with a percent of one bucket in ``[since_ms, until_ms)``."""
+        rows = self._limit_query(
+            "SELECT agent, root, limit_id, window_minutes, used_percent, resets_at, "
+            "observed_at, source, reached, plan_type, session_id FROM limits "
+            "WHERE agent = ? AND observed_at >= ? AND observed_at < ? AND root = ? "
+            "AND limit_id = ? AND window_minutes = ? AND used_percent IS NOT NULL "
+            "ORDER BY observed_at LIMIT 1",
+            (agent, since_ms, until_ms, root, limit_id, window_minutes),
+        )
+        return rows[0] if rows else None
 
     def limit_windows(self, *, agent: str, root: str, since_ms: int) -> list[LimitRow]:
         """Per official window instance (``limit_id, window, resets_at``) observed since

@@ -33,7 +33,7 @@ off at ``oldest + length``, and that hour's tokens are what frees up then.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Protocol
@@ -55,6 +55,7 @@ __all__ = [
     "Projection",
     "anchored_week",
     "block_bounds",
+    "block_bounds_from_hours",
     "block_totals_from_hours",
     "build_blocks",
     "burn_rate",
@@ -188,8 +189,15 @@ def _opens_block(ts: int, start: int, last: int, duration_ms: int) -> bool:
     return ts - start > duration_ms or ts - last > duration_ms
 
 
-def build_blocks(entries: Iterable[Entry], duration_ms: int = FIVE_HOURS_MS) -> list[Block]:
-    """Blocks and gap blocks over time-ordered entries (see the module docstring)."""
+def build_blocks(
+    entries: Iterable[Entry],
+    duration_ms: int = FIVE_HOURS_MS,
+    label: Callable[[Entry], str] | None = None,
+) -> list[Block]:
+    """Blocks and gap blocks over time-ordered entries, by start time (module docstring).
+
+    ``label`` names an entry's model in ``Block.models`` (default: ``entry.model``).
+    """
     out: list[Block] = []
     acc: _Acc | None = None
     for e in entries:
@@ -209,9 +217,12 @@ def build_blocks(entries: Iterable[Entry], duration_ms: int = FIVE_HOURS_MS) -> 
         acc.cache_read += e.cache_read
         if e.cost is not None:
             acc.cost += e.cost
-        acc.models[e.model] = None
+        acc.models[e.model if label is None else label(e)] = None
     if acc is not None:
         out.append(acc.block(duration_ms))
+    # A gap starts at "last entry + 5 h", which can be after the next block's floored
+    # start; ccusage lists blocks by start time, and so do we.
+    out.sort(key=lambda b: b.start_ms)
     return out
 
 
@@ -268,6 +279,20 @@ def block_totals_from_hours(
     if start is not None:
         out.append((start, total))
     return out
+
+
+def block_bounds_from_hours(
+    hours: Sequence[HourBucket], duration_ms: int = FIVE_HOURS_MS
+) -> tuple[int, int, int] | None:
+    """:func:`block_bounds` over hourly totals (same caveat as :func:`block_totals_from_hours`)."""
+    start = last = None
+    for h in hours:
+        if start is None or last is None or _opens_block(h.first_ms, start, last, duration_ms):
+            start = floor_hour(h.first_ms)
+        last = h.last_ms
+    if start is None or last is None:
+        return None
+    return start, start + duration_ms, last
 
 
 # -- ccusage's block burn and projection --------------------------------------------
