@@ -50,6 +50,11 @@ def filler(rng: random.Random, size: int) -> str:
     return " ".join(out)
 
 
+def compact(obj: object) -> str:
+    """Agents write compact JSON (and ccusage's byte pre-filter relies on it)."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
 def dumps(obj: object, rng: random.Random, quirks: bool) -> str:
     if quirks and rng.random() < 0.01:
         return json.dumps(obj, separators=(", ", ": "))  # a pretty-printed line
@@ -180,7 +185,7 @@ class Codex:
         path = day / f"rollout-{start:%Y-%m-%dT%H-%M-%S}-{tid}.jsonl"
         cwd = f"/home/dev/{rng.choice(['acme-api', 'web-app', 'tokend'])}"
         ts = start
-        lines = [json.dumps({"timestamp": iso(ts), "type": "session_meta", "payload": {
+        lines = [compact({"timestamp": iso(ts), "type": "session_meta", "payload": {
             "id": tid, "timestamp": iso(ts), "cwd": cwd, "originator": "codex_cli_rs",
             "cli_version": "0.153.4", "source": "cli",
             "base_instructions": {"text": filler(rng, 20000)}}})]
@@ -189,14 +194,14 @@ class Codex:
         model = rng.choice(CODEX_MODELS)
         for _ in range(turns):
             ts += timedelta(seconds=rng.randint(20, 500))
-            lines.append(json.dumps({"timestamp": iso(ts), "type": "turn_context", "payload": {
+            lines.append(compact({"timestamp": iso(ts), "type": "turn_context", "payload": {
                 "turn_id": "t", "cwd": cwd, "model": model, "effort": "medium"}}))
-            lines.append(json.dumps({"timestamp": iso(ts), "type": "response_item", "payload": {
+            lines.append(compact({"timestamp": iso(ts), "type": "response_item", "payload": {
                 "type": "message", "role": "user", "content": [
                     {"type": "input_text", "text": filler(rng, rng.randint(100, 3000))}]}}))
             for _ in range(rng.randint(1, 4)):
                 ts += timedelta(seconds=rng.randint(2, 60))
-                lines.append(json.dumps({"timestamp": iso(ts), "type": "response_item",
+                lines.append(compact({"timestamp": iso(ts), "type": "response_item",
                                          "payload": {"type": "function_call_output",
                                                      "call_id": "c",
                                                      "output": filler(rng, rng.randint(
@@ -218,10 +223,10 @@ class Codex:
                         "resets_at": int(ts.timestamp()) + 3600},
                         "secondary": {"used_percent": 5.0, "window_minutes": 10080,
                                       "resets_at": int(ts.timestamp()) + 86400}}}}
-                lines.append(json.dumps(event))
+                lines.append(compact(event))
                 if self.quirks and rng.random() < 0.3:
                     event["timestamp"] = iso(ts + timedelta(seconds=1))  # re-emit, same totals
-                    lines.append(json.dumps(event))
+                    lines.append(compact(event))
         text = "\n".join(lines) + "\n"
         path.write_text(text, encoding="utf-8")
         return len(text)
@@ -239,22 +244,22 @@ class Gemini:
         chats.mkdir(parents=True, exist_ok=True)
         path = chats / f"session-{start:%Y-%m-%dT%H-%M}-{sid[:8]}.jsonl"
         ts = start
-        lines = [json.dumps({"sessionId": sid, "projectHash": "0" * 64, "startTime": iso(ts),
+        lines = [compact({"sessionId": sid, "projectHash": "0" * 64, "startTime": iso(ts),
                              "lastUpdated": iso(ts), "kind": "main"})]
         for i in range(turns):
             ts += timedelta(seconds=rng.randint(20, 300))
-            lines.append(json.dumps({"id": f"u{i}", "timestamp": iso(ts), "type": "user",
+            lines.append(compact({"id": f"u{i}", "timestamp": iso(ts), "type": "user",
                                      "content": [{"text": filler(rng, 500)}]}))
             msg = {"id": f"g{i}", "timestamp": iso(ts), "type": "gemini",
                    "content": [{"text": filler(rng, 1500)}], "model": rng.choice(GEMINI_MODELS),
                    "tokens": None}
-            lines.append(json.dumps(msg))
+            lines.append(compact(msg))
             inp = rng.randint(1000, 60000)
             msg["tokens"] = {"input": inp, "output": rng.randint(10, 2000),
                              "cached": rng.randint(0, inp), "thoughts": rng.randint(0, 500),
                              "tool": 0, "total": 0}
-            lines.append(json.dumps(msg))
-            lines.append(json.dumps({"$set": {"lastUpdated": iso(ts)}}))
+            lines.append(compact(msg))
+            lines.append(compact({"$set": {"lastUpdated": iso(ts)}}))
         text = "\n".join(lines) + "\n"
         path.write_text(text, encoding="utf-8")
         return len(text)

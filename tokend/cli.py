@@ -45,8 +45,11 @@ def _main(argv: list[str]) -> int:
     )
     parser.add_argument("--version", action="version", version=f"tokend {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in COMMANDS():
+    for register in COMMANDS(argv):
         register(sub)
+    # Dispatched in main() before argparse; listed here so --help shows it.
+    sub.add_parser("statusline", help="print one status line (for a shell prompt or "
+                   "Claude Code's statusLine); see tokend statusline --help")
     ns = parser.parse_args(argv)
     func = getattr(ns, "func", None)
     if func is None:
