@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -142,6 +143,14 @@ WHERE excluded.rank >= events.rank
 """
 
 
+_UPSERT_REPLAY = _UPSERT_EVENT.replace(
+    f"VALUES ({', '.join('?' * 20)})",
+    f"SELECT {', '.join('?' * 20)} WHERE NOT EXISTS (SELECT 1 FROM events "
+    "WHERE shadow_key = ? AND sidechain = 0 AND dedup_key != ?)",
+)
+"""The upsert of a sidechain copy, skipped while a primary of its message is stored."""
+
+
 @dataclass(frozen=True)
 class FileRow:
     """Where the tailer stopped in one log file."""
@@ -262,6 +271,7 @@ class Store:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self._grouped = 0
         try:
             if readonly:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
@@ -348,8 +358,9 @@ class Store:
         ``malformed`` is the file's running count of skipped lines (not a delta), so
         a re-read of the same bytes does not inflate it.
         """
+        scope: AbstractContextManager[object] = nullcontext() if self._grouped else self.db
         try:
-            with self.db:
+            with scope:
                 cur = self.db.execute(
                     "INSERT INTO files (path, agent, root, dev, ino, offset, size, mtime_ns, "
                     "state, malformed, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
@@ -373,28 +384,64 @@ class Store:
                 hint="check free disk space and that the file is writable",
             ) from exc
 
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Make the :meth:`commit_batch` calls inside one transaction.
+
+        A cold scan writes thousands of small files; one commit each costs more than
+        parsing them. Rows and offsets still land together (all or nothing), and
+        :meth:`flush_group` commits what is pending so memory stays bounded.
+        """
+        self._grouped += 1
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        else:
+            self.flush_group()
+        finally:
+            self._grouped -= 1
+
+    def flush_group(self) -> None:
+        try:
+            self.db.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot write to the store at {self.path}: {exc}",
+                hint="check free disk space and that the file is writable",
+            ) from exc
+
     def _upsert_events(
         self, events: Iterable[UsageEvent], root: str, file_id: int, cost_fn: CostFn
     ) -> None:
-        execute = self.db.execute
+        """Upsert a batch: primaries first (dropping sidechain replays of them), then
+        sidechain copies unless a primary of the same message is stored.
+
+        Two set-wise passes give the same result as taking the events one by one (a
+        replay survives only while no primary of its message exists) with a few
+        ``executemany`` calls instead of two statements per event.
+        """
+        primaries = []
+        replaced = []
+        sidechains = []
         for ev in events:
-            if ev.shadow_key is not None:
-                if ev.sidechain:
-                    # A sidechain replay of a message a primary copy already counted.
-                    hit = execute(
-                        "SELECT 1 FROM events WHERE shadow_key = ? AND sidechain = 0 "
-                        "AND dedup_key != ? LIMIT 1",
-                        (ev.shadow_key, ev.dedup_key),
-                    ).fetchone()
-                    if hit is not None:
-                        continue
-                else:
-                    execute(
-                        "DELETE FROM events WHERE shadow_key = ? AND sidechain = 1 "
-                        "AND dedup_key != ?",
-                        (ev.shadow_key, ev.dedup_key),
-                    )
-            execute(_UPSERT_EVENT, _event_params(ev, root, file_id, cost_fn(ev)))
+            params = _event_params(ev, root, file_id, cost_fn(ev))
+            if ev.shadow_key is not None and ev.sidechain:
+                sidechains.append((*params, ev.shadow_key, ev.dedup_key))
+            else:
+                primaries.append(params)
+                if ev.shadow_key is not None:
+                    replaced.append((ev.shadow_key, ev.dedup_key))
+        if replaced:
+            self.db.executemany(
+                "DELETE FROM events WHERE shadow_key = ? AND sidechain = 1 AND dedup_key != ?",
+                replaced,
+            )
+        if primaries:
+            self.db.executemany(_UPSERT_EVENT, primaries)
+        if sidechains:
+            self.db.executemany(_UPSERT_REPLAY, sidechains)
 
     def _insert_observations(self, observations: Iterable[LimitObservation], root: str) -> None:
         self.db.executemany(

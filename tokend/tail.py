@@ -25,6 +25,9 @@ __all__ = ["FileResult", "ScanReport", "Tailer"]
 CHUNK = 4 << 20
 """Bytes read and committed at a time: bounds memory whatever the file size."""
 
+GROUP_BYTES = 32 << 20
+"""A scan commits once per this many bytes read, not once per file."""
+
 Progress = Callable[[int, int], None]
 
 
@@ -65,6 +68,22 @@ class ScanReport:
         self.malformed += result.malformed
         if result.error:
             self.errors.append(result.error)
+
+
+def coalesce(events: list[UsageEvent]) -> list[UsageEvent]:
+    """Keep one event per dedup key of a batch, as the store's upsert would.
+
+    A streamed Claude response arrives as several copies in a row (and a Gemini
+    message is re-appended as it changes); writing only the winner saves most store
+    writes of a cold scan. Larger rank wins, ties go to the later copy; the order of
+    first appearance is kept, so sidechain shadowing works as in the store.
+    """
+    best: dict[str, UsageEvent] = {}
+    for event in events:
+        held = best.get(event.dedup_key)
+        if held is None or event.rank >= held.rank:
+            best[event.dedup_key] = event
+    return list(best.values()) if len(best) < len(events) else events
 
 
 class Tailer:
@@ -117,12 +136,18 @@ class Tailer:
             max(0, size - known.get(str(p), 0))
             for (_, _, p), size in zip(targets, sizes, strict=True)
         ]
-        total, done = sum(todo), 0
-        for (source, root, path), size in zip(targets, todo, strict=True):
-            report.add(self.ingest(source, root, path))
-            done += size
-            if progress is not None:
-                progress(done, total)
+        total, done, unflushed = sum(todo), 0, 0
+        with self.store.grouped():
+            for (source, root, path), size in zip(targets, todo, strict=True):
+                result = self.ingest(source, root, path)
+                report.add(result)
+                done += size
+                unflushed += result.bytes_read
+                if unflushed >= GROUP_BYTES:
+                    self.store.flush_group()
+                    unflushed = 0
+                if progress is not None:
+                    progress(done, total)
         return report
 
     def ingest(self, source: Source, root: Root, path: Path) -> FileResult:
@@ -185,6 +210,7 @@ class Tailer:
                             events.append(record)
                         else:
                             observations.append(record)
+                events = coalesce(events)
                 offset += len(complete)
                 result.bytes_read += len(complete)
                 result.events += len(events)

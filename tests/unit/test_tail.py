@@ -119,31 +119,43 @@ def test_malformed_lines_are_counted_and_skipped_once(
         assert store.counts()["malformed"] == 1  # the file's count, not a running sum
 
 
+@pytest.mark.parametrize("mode", ["ingest", "scan"])
 def test_a_crash_between_batches_neither_loses_nor_double_counts(
-    tmp_path: Path, root: Root, log: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, root: Root, log: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
+    """``ingest`` (the daemon's path) commits per chunk; ``scan`` groups files into one
+    transaction per GROUP_BYTES. Either way a crash leaves a prefix that a re-read
+    completes exactly."""
+    other = root.path / "-home-dev-other" / "sess-2.jsonl"
     append(log, *lines(40))
+    append(other, *lines(40, start=100))
     monkeypatch.setattr(tail, "CHUNK", 2000)  # several batches per file
+    monkeypatch.setattr(tail, "GROUP_BYTES", 1)  # a group commit after every file
     clean = Store(tmp_path / "clean.db")
     tailer(clean, root).scan()
     expected = outputs(clean)
+    assert len(expected) == 80
 
     crashing = Store(tmp_path / "s.db")
     real_commit = crashing.commit_batch
     calls = {"n": 0}
+    die_at = 3 if mode == "ingest" else 12  # mid-file; in scan mode, in the second file
 
     def commit_then_die(**kwargs: object) -> None:
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("power cut")  # mid-file, after two batches landed
+        if calls["n"] == die_at:
+            raise KeyboardInterrupt("power cut")
         real_commit(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(crashing, "commit_batch", commit_then_die)
     with pytest.raises(KeyboardInterrupt):
-        tailer(crashing, root).scan()
+        if mode == "ingest":
+            tailer(crashing, root).ingest(SOURCE, root, log)
+        else:
+            tailer(crashing, root).scan()
     crashing.close()
     with Store(tmp_path / "s.db") as store:
-        assert 0 < len(outputs(store)) < 40
+        assert 0 < len(outputs(store)) < 80
         tailer(store, root).scan()
         assert outputs(store) == expected
 
