@@ -39,6 +39,20 @@ def iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
+def tool_output_size(rng: random.Random) -> int:
+    """Sizes of tool output as seen in real transcripts: mostly short, a long tail.
+
+    Keeps the average line near 1 KB, like the real histories ccusage's benchmarks
+    describe (321 MB in 360k lines).
+    """
+    roll = rng.random()
+    if roll < 0.80:
+        return rng.randint(100, 1500)
+    if roll < 0.98:
+        return rng.randint(1500, 8000)
+    return rng.randint(8000, 60000)
+
+
 def filler(rng: random.Random, size: int) -> str:
     """Text of about ``size`` characters (tool output, prompts)."""
     out: list[str] = []
@@ -86,7 +100,7 @@ class Claude:
             uid = str(uuid.UUID(int=rng.getrandbits(128)))
             lines.append(dumps({**base, "type": "user", "uuid": uid, "parentUuid": parent,
                                 "timestamp": iso(ts), "message": {"role": "user",
-                                "content": filler(rng, rng.randint(50, 2000))}}, rng, self.quirks))
+                                "content": filler(rng, rng.randint(50, 1200))}}, rng, self.quirks))
             parent = uid
             for _ in range(rng.randint(1, 4)):
                 ts += timedelta(seconds=rng.randint(2, 60))
@@ -96,7 +110,7 @@ class Claude:
                 lines.append(dumps({**base, "type": "user", "uuid": tid, "parentUuid": parent,
                                     "timestamp": iso(ts), "message": {"role": "user", "content": [
                                         {"type": "tool_result", "tool_use_id": "toolu_x",
-                                         "content": filler(rng, rng.randint(500, 60000))}]},
+                                         "content": filler(rng, tool_output_size(rng))}]},
                                     "toolUseResult": {"stdout": "", "stderr": ""}}, rng,
                                    self.quirks))
                 parent = tid
@@ -125,7 +139,7 @@ class Claude:
         rid = f"req_{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}"
         usage = self._usage(rng.randint(10, 3000))
         blocks = [{"type": "thinking", "thinking": filler(rng, 300), "signature": "sig"},
-                  {"type": "text", "text": filler(rng, rng.randint(50, 1500))},
+                  {"type": "text", "text": filler(rng, rng.randint(50, 800))},
                   {"type": "tool_use", "id": "toolu_x", "name": rng.choice(
                       ["Bash", "Read", "Edit", "Grep"]), "input": {"command": "ls"}}]
         n = rng.randint(1, 3)
@@ -204,8 +218,7 @@ class Codex:
                 lines.append(compact({"timestamp": iso(ts), "type": "response_item",
                                          "payload": {"type": "function_call_output",
                                                      "call_id": "c",
-                                                     "output": filler(rng, rng.randint(
-                                                         300, 40000))}}))
+                                                     "output": filler(rng, tool_output_size(rng))}}))
                 inp = rng.randint(2000, 120000)
                 cached = rng.randint(0, inp)
                 out = rng.randint(10, 4000)
