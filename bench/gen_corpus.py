@@ -215,10 +215,10 @@ class Codex:
                     {"type": "input_text", "text": filler(rng, rng.randint(100, 3000))}]}}))
             for _ in range(rng.randint(1, 4)):
                 ts += timedelta(seconds=rng.randint(2, 60))
+                output = filler(rng, tool_output_size(rng))
                 lines.append(compact({"timestamp": iso(ts), "type": "response_item",
-                                         "payload": {"type": "function_call_output",
-                                                     "call_id": "c",
-                                                     "output": filler(rng, tool_output_size(rng))}}))
+                                      "payload": {"type": "function_call_output",
+                                                  "call_id": "c", "output": output}}))
                 inp = rng.randint(2000, 120000)
                 cached = rng.randint(0, inp)
                 out = rng.randint(10, 4000)
