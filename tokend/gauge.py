@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
-__all__ = ["COLOURS", "Level", "render_gauge"]
+    _Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+__all__ = ["COLOURS", "HOLLOW_FACE", "Level", "render_gauge"]
 
 Level = Literal["ok", "warn", "critical"]
 
@@ -41,7 +43,8 @@ _TEXT_ON: dict[Level, RGB] = {
     "warn": (28, 28, 28),
     "critical": (255, 255, 255),
 }
-_HOLLOW_FACE: RGB = (34, 37, 43)
+HOLLOW_FACE: RGB = (34, 37, 43)
+"""The dark face inside the coloured frame of an estimate."""
 _STALE_ALPHA = 110
 """Dimmed icons keep this alpha (of 255): visible, but clearly not live."""
 
@@ -79,7 +82,7 @@ def render_gauge(
         frame = max(2, big // 10)
         draw.rounded_rectangle(box, radius=radius, fill=colour)
         inner = (frame, frame, big - 1 - frame, big - 1 - frame)
-        draw.rounded_rectangle(inner, radius=max(1, radius - frame), fill=_HOLLOW_FACE)
+        draw.rounded_rectangle(inner, radius=max(1, radius - frame), fill=HOLLOW_FACE)
         text_colour = _TEXT_ON["ok"] if level == "ok" else colour
         inset = frame
     else:
@@ -90,7 +93,7 @@ def render_gauge(
     bar_h = max(2, big // 7)
     bar_top = big - inset - bar_h - max(1, big // 24)
     left, right = inset + big // 12, big - inset - big // 12
-    face = _HOLLOW_FACE if estimate and not unknown else colour
+    face = HOLLOW_FACE if estimate and not unknown else colour
     draw.rectangle((left, bar_top, right, bar_top + bar_h), fill=_track(face, text_colour))
     if percent is not None and percent > 0:
         filled = left + round((right - left) * min(percent, 100.0) / 100.0)
@@ -100,9 +103,9 @@ def render_gauge(
     area_w = big - 2 * inset - big // 10
     area_h = bar_top - inset - big // 16
     font, stroke = _fit(text, area_w, area_h)
-    l, t, r, b = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
-    x = (big - (r - l)) / 2 - l
-    y = inset + (area_h - (b - t)) / 2 - t + big // 32
+    left_, top_, right_, bottom_ = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+    x = (big - (right_ - left_)) / 2 - left_
+    y = inset + (area_h - (bottom_ - top_)) / 2 - top_ + big // 32
     draw.text((x, y), text, font=font, fill=text_colour, stroke_width=stroke,
               stroke_fill=text_colour)
 
@@ -126,7 +129,7 @@ def _number(percent: float) -> str:
     return str(max(0, min(value, 999)))
 
 
-def _fit(text: str, width: int, height: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, int]:
+def _fit(text: str, width: int, height: int) -> tuple[_Font, int]:
     """The largest default-font size whose glyphs fit the box, and a stroke to embolden it."""
     lo, hi = 4, max(4, height * 2)
     best = lo
@@ -134,8 +137,8 @@ def _fit(text: str, width: int, height: int) -> tuple[ImageFont.FreeTypeFont | I
         mid = (lo + hi) // 2
         font = _font(mid)
         stroke = max(0, mid // 14)
-        l, t, r, b = font.getbbox(text, stroke_width=stroke)
-        if r - l <= width and b - t <= height:
+        x0, y0, x1, y1 = font.getbbox(text, stroke_width=stroke)
+        if x1 - x0 <= width and y1 - y0 <= height:
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
@@ -143,7 +146,7 @@ def _fit(text: str, width: int, height: int) -> tuple[ImageFont.FreeTypeFont | I
 
 
 @lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def _font(size: int) -> _Font:
     from PIL import ImageFont
 
     try:
