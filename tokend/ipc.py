@@ -16,6 +16,7 @@ read the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -121,17 +122,15 @@ class ControlServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
         old = os.umask(0o177)  # the socket itself is 0600, inside a 0700 dir
         try:
             self._server = _Server(str(self.path), self.handler)
         finally:
             os.umask(old)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
             name="tokend-ipc", daemon=True,
         )
         self._thread.start()
@@ -141,10 +140,8 @@ class ControlServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def request(path: Path, cmd: str, timeout: float = 5.0, **fields: Any) -> Any:
@@ -170,7 +167,7 @@ def request(path: Path, cmd: str, timeout: float = 5.0, **fields: Any) -> Any:
             if not chunk:
                 break
             buf += chunk
-    except socket.timeout as exc:
+    except TimeoutError as exc:
         raise TokendError(
             f"the daemon did not answer '{cmd}' within {timeout:g} s",
             hint="see the log with 'tokend status'; 'tokend restart' if it hangs",
