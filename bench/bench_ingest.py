@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import CCUSAGE, corpus_env, machine, median, run
+from common import CCUSAGE, compile_package, corpus_env, machine, median, run
 
 
 def tokend(*args: str) -> list[str]:
@@ -52,6 +52,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tokend-bench-"))
+    compile_package()
     print(f"machine: {machine()}\n")
     print("| corpus | files | tokend cold scan | ccusage claude daily | time ratio | "
           "tokend peak RSS | ccusage peak RSS | tokend warm daily --json | ccusage daily "

@@ -18,7 +18,7 @@ from pathlib import Path
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
 from tokend.sources.base import Root, Source
-from tokend.store import CostFn, Store
+from tokend.store import CostFn, FileRow, Store
 
 __all__ = ["FileResult", "ScanReport", "Tailer"]
 
@@ -68,6 +68,17 @@ class ScanReport:
         self.malformed += result.malformed
         if result.error:
             self.errors.append(result.error)
+
+
+def _unchanged(row: FileRow, st: os.stat_result) -> bool:
+    """The file is the one already read, to the byte (a rewrite of the same size, as
+    legacy Gemini files do, changes the mtime)."""
+    return (
+        row.dev == st.st_dev
+        and row.ino == st.st_ino
+        and row.offset == st.st_size
+        and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    )
 
 
 def coalesce(events: list[UsageEvent]) -> list[UsageEvent]:
@@ -125,20 +136,25 @@ class Tailer:
         report = ScanReport(roots=[r for _, r in self.roots])
         report.missing_roots = [r for _, r in self.roots if not r.path.is_dir()]
         targets = self.discover(report.errors)
-        sizes = []
-        for _, _, path in targets:
+        known = {row.path: row for row in self.store.file_rows()}
+        changed: list[tuple[Source, Root, Path]] = []
+        todo: list[int] = []
+        for source, root, path in targets:
             try:
-                sizes.append(path.stat().st_size)
+                st = path.stat()
             except OSError:
-                sizes.append(0)
-        known = {row.path: row.offset for row in self.store.file_rows()}
-        todo = [
-            max(0, size - known.get(str(p), 0))
-            for (_, _, p), size in zip(targets, sizes, strict=True)
-        ]
+                st = None
+            row = known.get(str(path))
+            if st is not None and row is not None and _unchanged(row, st):
+                report.files += 1  # nothing new: no need to open it (warm reports)
+                continue
+            changed.append((source, root, path))
+            size = st.st_size if st is not None else 0
+            same_file = row is not None and st is not None and row.ino == st.st_ino
+            todo.append(max(0, size - (row.offset if row is not None and same_file else 0)))
         total, done, unflushed = sum(todo), 0, 0
         with self.store.grouped():
-            for (source, root, path), size in zip(targets, todo, strict=True):
+            for (source, root, path), size in zip(changed, todo, strict=True):
                 result = self.ingest(source, root, path)
                 report.add(result)
                 done += size
