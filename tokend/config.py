@@ -9,8 +9,14 @@ the file (its state lives in the store).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import sys
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,8 +168,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file arrives as init kwargs; the environment must win over it.
-        return (env_settings, init_settings)
+        # Only what load_settings() passes: it merges the file and the TOKEND_*
+        # variables of the mapping it is given (never os.environ behind its back).
+        return (init_settings,)
 
     def agent(self, name: str) -> AgentSettings:
         value = getattr(self, name)
@@ -171,8 +178,15 @@ class Settings(BaseSettings):
         return value
 
 
-def load_settings(path: Path | None) -> Settings:
-    """Read the config file (if any) and the environment.
+ENV_PREFIX = "TOKEND_"
+NESTED = "__"
+
+
+def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file (if any) and the ``TOKEND_*`` variables of ``env``.
+
+    ``env`` defaults to the process environment; a :class:`~tokend.context.Context`
+    passes its own mapping, so tests and the daemon see exactly that.
 
     :raises ConfigError: naming the file, the key, the bad value and what is accepted.
     """
@@ -187,22 +201,135 @@ def load_settings(path: Path | None) -> Settings:
             ) from exc
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    names: dict[tuple[str, ...], str] = {}
+    data = _merge(data, env_settings(os.environ if env is None else env, names))
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path), hint=_hint(path)) from exc
+        file = path if path is not None and path.exists() else None
+        raise ConfigError(_describe(exc, file, names), hint=_hint(file)) from exc
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = str(path) if path is not None else "the environment"
-    lines = [f"invalid setting in {where} (or a TOKEND_* variable):"]
+def env_settings(
+    env: Mapping[str, str], names: dict[tuple[str, ...], str] | None = None
+) -> dict[str, Any]:
+    """The settings named by ``TOKEND_*`` variables, as nested init kwargs.
+
+    The rules of pydantic-settings' environment source: names are case-insensitive,
+    ``__`` separates nested keys (``TOKEND_ALERTS__THRESHOLDS``), and a field that
+    is not a plain string (a list, a table, a section) takes JSON
+    (``'[50, 90]'``). A variable that names no top-level setting is not ours
+    (``TOKEND_HOME``, ``TOKEND_LOG_LEVEL``) and is left out; an unknown key inside a
+    section is kept, so validation reports it by name. ``names`` collects which
+    variable set which key (for error messages).
+    """
+    out: dict[str, Any] = {}
+    fields = Settings.model_fields
+    for name in sorted(env):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        keys = _keys(name[len(ENV_PREFIX):].split(NESTED))
+        if not keys[0] or keys[0] not in fields or any(not k for k in keys):
+            continue
+        value: Any = env[name]
+        if names is not None:
+            names[tuple(keys)] = name
+        annotation = _annotation(keys)
+        if annotation is None or not _is_text(annotation):
+            with contextlib.suppress(ValueError):  # else validation names key and value
+                value = json.loads(value)
+        node = out
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = (
+            _merge(node[keys[-1]], value)
+            if isinstance(node.get(keys[-1]), dict) and isinstance(value, dict) else value
+        )
+    return out
+
+
+def _keys(raw: list[str]) -> list[str]:
+    """Setting names are case-insensitive; the keys of a table such as ``accounts``
+    (paths) are kept as written."""
+    keys: list[str] = []
+    model: Any = Settings
+    for key in raw:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            keys.append(key.lower())
+            field = model.model_fields.get(key.lower())
+            model = field.annotation if field is not None else None
+        else:
+            keys.append(key)
+    return keys
+
+
+def _annotation(keys: list[str]) -> Any:
+    """The type of the field ``keys`` names, or ``None`` when it names none."""
+    model: Any = Settings
+    annotation: Any = None
+    for key in keys:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return annotation if _origin(annotation) is dict else None  # a dict's entry
+        field = model.model_fields.get(key)
+        if field is None:
+            return None
+        annotation = field.annotation
+        model = annotation
+    return annotation
+
+
+def _origin(annotation: Any) -> Any:
+    return typing.get_origin(annotation)
+
+
+def _is_text(annotation: Any) -> bool:
+    """A field given as plain text: ``str``, a ``Literal`` of strings, or ``dict[str, str]``
+    when the key reaches one of its entries."""
+    if annotation is str:
+        return True
+    origin = _origin(annotation)
+    if origin is Literal:
+        return all(isinstance(a, str) for a in typing.get_args(annotation))
+    if origin is dict:
+        return typing.get_args(annotation)[1:] == (str,)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and _is_text(args[0])
+    return False
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, merging tables (an env variable overrides one key only)."""
+    out = dict(base)
+    for key, value in top.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            value = _merge(old, value)
+        out[key] = value
+    return out
+
+
+def _describe(
+    exc: ValidationError, path: Path | None, names: dict[tuple[str, ...], str] | None = None
+) -> str:
+    names = names or {}
+    where = f"{path} (or a TOKEND_* variable)" if path is not None else (
+        "the TOKEND_* environment variables")
+    lines = [f"invalid setting in {where}:"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc)
         value = err.get("input")
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"  {key} = {value!r}: {message}")
+        # the variable that set this key (or the section holding it), if one did
+        source = next((names[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in names), "")
+        origin = f" (from {source})" if source else ""
+        lines.append(f"  {key} = {value!r}{origin}: {message}")
     return "\n".join(lines)
 
 

@@ -51,7 +51,7 @@ class Context:
     def settings(self) -> Settings:
         from tokend.config import load_settings
 
-        return load_settings(self.paths.config_file)
+        return load_settings(self.paths.config_file, self.env)
 
     @cached_property
     def prices(self) -> PriceTable:

@@ -45,6 +45,9 @@ from tokend.errors import AlreadyRunning, TokendError
 from tokend.snapshot import DaemonInfo, Snapshot
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tokend.autostart import Backend, Runner
     from tokend.context import Context
     from tokend.paths import Paths
     from tokend.sources.base import Root, Source
@@ -66,6 +69,9 @@ PAUSE_KEY = "daemon.alerts_paused_until"
 TRAY_STOP_SECONDS = 1.2
 """How long a stop waits for the tray's toolkit loop before going on without it."""
 FOREVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
+REPORT_NAME = "report.html"
+_XDG_PLATFORMS = ("linux", "freebsd", "openbsd", "netbsd", "dragonfly", "sunos")
+"""Platforms whose desktops follow XDG autostart (or run systemd)."""
 
 
 # -- single instance -----------------------------------------------------------------
@@ -274,12 +280,34 @@ class Daemon:
     :param ctx: paths, settings, roots.
     :param tray: show the tray icon when a tray host is available.
     :param notify: send desktop notifications for due alerts.
+    :param opener: opens a file in the desktop's default application (the report in
+        the browser, the config in an editor, a checkpoint); called on a thread of
+        its own. Default: ``xdg-open`` / ``open`` / ``os.startfile``.
+    :param platform: ``sys.platform`` (which login-item backend applies).
+    :param autostart_runner: runs ``systemctl`` / ``launchctl`` for the login item.
     """
 
-    def __init__(self, ctx: Context, *, tray: bool = True, notify: bool = True) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        tray: bool = True,
+        notify: bool = True,
+        opener: Callable[[Path], None] | None = None,
+        platform: str = sys.platform,
+        autostart_runner: Runner | None = None,
+    ) -> None:
         self.ctx = ctx
         self.want_tray = tray
         self.want_notify = notify
+        self._opener = opener or open_with_desktop
+        self._platform = platform
+        self._autostart_runner = autostart_runner
+        self._autostart_lock = threading.Lock()
+        self._autostart_backend: Backend | None = None
+        self._autostart_built = False
+        self._report_lock = threading.Lock()
+        self._report_busy = False
         self.stop_event = threading.Event()
         self.queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.started_at = ctx.clock()
@@ -347,18 +375,29 @@ class Daemon:
                          daemon=True).start()
         self.queue.put(("recompute", None))
         try:
-            tray.run(lambda *_: None)
+            try:
+                tray.run(lambda *_: None)
+            except Exception as exc:  # no tray after all (TrayUnavailable): headless
+                reason = str(exc) or type(exc).__name__
+            else:
+                # The loop ended by itself (the toolkit gave up) rather than for a
+                # stop or Quit: the daemon's work does not depend on the icon.
+                reason = "" if self.stop_event.is_set() else "the tray icon's loop ended"
             self._tray_done.set()
-        except Exception as exc:  # no tray after all (TrayUnavailable): carry on headless
-            self._tray_done.set()
-            self._tray = None
-            self.tray_state = f"headless: tray failed ({exc})"
-            log.warning("%s", self.tray_state)
-            self.queue.put(("recompute", None))
-            while not self.stop_event.wait(1.0):
-                pass
+            if reason:
+                self._go_headless(reason)
+                while not self.stop_event.wait(1.0):
+                    pass
         finally:
+            self._tray_done.set()
             self.stop_event.set()
+
+    def _go_headless(self, reason: str) -> None:
+        """The tray could not start (or died): say why once, publish it, carry on."""
+        self._tray = None
+        self.tray_state = f"headless: {reason}"
+        log.warning("no tray icon, running headless: %s", reason)
+        self.queue.put(("recompute", None))  # status.json names the new tray state
 
     def _stop_tray_on_stop(self) -> None:
         """Stop the tray loop; if the toolkit swallows the request, stop without it.
@@ -832,9 +871,10 @@ class Daemon:
             self.snapshot = snapshot
             self.published = publish(self.ctx.paths, snapshot,
                                      self.ctx.settings.daemon.recompute_seconds, now.timestamp())
-        if self._tray is not None:
+        tray = self._tray  # once: the main thread drops it when the tray fails
+        if tray is not None:
             try:
-                self._tray.update(snapshot)
+                tray.update(snapshot)
             except Exception:
                 log.exception("the tray failed to update")
         self._alerts(snapshot, now)
@@ -846,14 +886,41 @@ class Daemon:
             return
         from tokend.checkpoint import run_checkpoints
 
-        notifier = self._notifier
-        paused = self.paused_until is not None and self.paused_until > now
+        notifier, store = self._notifier, self._store
 
         def notify(title: str, body: str, path: Path) -> None:
-            if notifier is not None and not paused:
-                notifier.send(title, body, "normal")
+            if notifier is not None:
+                self._notify_checkpoint(store, notifier, title, body, path, now)
 
-        run_checkpoints(self._store, snapshot, self.ctx.settings.checkpoint, now, notify)
+        run_checkpoints(store, snapshot, self.ctx.settings.checkpoint, now, notify)
+
+    def _notify_checkpoint(
+        self, store: Store, notifier: Any, title: str, body: str, path: Path, now: datetime
+    ) -> None:
+        """"Checkpoint saved", through the alerts' gate: pause, quiet hours and the rate
+        limit; a click opens the checkpoint file.
+
+        The rate limit counts checkpoint notices per agent in a lane of their own
+        (``checkpoint:<agent>``): a checkpoint is written when a window crosses 80 or
+        95 %, the very moment the threshold alert goes out, and a notice held back is
+        never sent later, so sharing the agent's lane would swallow every one of them.
+        """
+        from tokend.alerts import AGENT_NAMES, Alert, allowed, record_sent
+        from tokend.models import utc_ms
+
+        word = body.split(" ", 1)[0]  # the notice names the agent first
+        agent = word if word in AGENT_NAMES else "unknown"
+        alert = Alert(
+            key=f"checkpoint|{path}|{utc_ms(now)}", agent=f"checkpoint:{agent}",
+            kind="checkpoint",
+            title=title, body=body, urgency="normal", extra={"path": str(path)},
+        )
+        if not allowed(alert, store, self.ctx.settings, now, self.paused_until):
+            log.info("checkpoint notification held back (paused, quiet hours or rate "
+                     "limit): %s", path)
+            return
+        notifier.send(title, body, "normal", on_click=lambda: self._open(path))
+        record_sent(store, [alert], now)
 
     def _alerts(self, snapshot: Snapshot, now: datetime) -> None:
         if self._notifier is None or self._store is None:
@@ -865,7 +932,8 @@ class Daemon:
         try:
             due = due_alerts(snapshot, self._store, self.ctx.settings, now, self.paused_until)
             for alert in due:
-                self._notifier.send(alert.title, alert.body, alert.urgency)
+                self._notifier.send(alert.title, alert.body, alert.urgency,
+                                    on_click=self.open_report)
             if due:
                 record_sent(self._store, due, now)
         except Exception:
@@ -922,46 +990,117 @@ class Daemon:
         self.queue.put(("pause", None))  # persisted by the worker, which owns the store
         self.queue.put(("recompute", None))
 
+    @property
+    def report_path(self) -> Path:
+        """Where "Open report" writes the HTML page (kept: it can be saved or mailed)."""
+        return self.ctx.paths.state_dir / REPORT_NAME
+
     def open_report(self) -> None:
-        self._open(self.ctx.paths.log_file)
+        """Write the HTML report and open it in the browser ("Open report", a click on
+        a notification). Returns at once: the work runs on a thread of its own, with
+        its own read-only store connection (the worker may be busy with a scan).
+        Never raises; a click while a report is being written is ignored."""
+        try:
+            with self._report_lock:
+                if self._report_busy:
+                    return
+                self._report_busy = True
+            threading.Thread(target=self._write_report, name="tokend-report",
+                             daemon=True).start()
+        except Exception:
+            self._report_busy = False
+            log.exception("cannot open the report")
+
+    def _write_report(self) -> None:
+        try:
+            from tokend.report_html import write_report
+
+            with self.ctx.open_store(readonly=True) as store:
+                path = write_report(store, self.ctx.settings, self.ctx.clock(),
+                                    self.report_path)
+            log.info("report written to %s", path)
+            self._call_opener(path)
+        except Exception as exc:
+            log.warning("cannot write the report: %s", exc)
+        finally:
+            with self._report_lock:
+                self._report_busy = False
 
     def open_config(self) -> None:
         path = self.ctx.paths.config_file
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("# tokend settings: see 'tokend config init --help'\n")
+        try:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("# tokend settings: see 'tokend config init --help'\n")
+        except OSError as exc:
+            log.warning("cannot create %s: %s", path, exc)
+            return
         self._open(path)
 
     def _open(self, path: Path) -> None:
-        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        """Open ``path`` with the opener on a thread of its own; never raises."""
+        threading.Thread(target=self._call_opener, args=(path,), name="tokend-open",
+                         daemon=True).start()
+
+    def _call_opener(self, path: Path) -> None:
         try:
-            # posix_spawn with an empty signal mask: a child forked from a thread would
-            # inherit the daemon's blocked SIGTERM/SIGINT and could not be stopped.
-            pid = os.posix_spawnp(opener, [opener, str(path)], dict(os.environ), setsid=True,
-                                  setsigmask=())
-            threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()  # reap
-        except OSError as exc:
+            self._opener(path)
+        except Exception as exc:
             log.warning("cannot open %s: %s", path, exc)
 
-    def autostart_enabled(self) -> bool | None:
-        try:
-            from tokend.autostart import current_backend
+    def _autostart(self) -> Backend | None:
+        """The login-item backend, detected once (detection may run ``systemctl``; the
+        tray asks on every menu refresh); ``None`` when none applies here."""
+        with self._autostart_lock:
+            if not self._autostart_built:
+                self._autostart_built = True
+                self._autostart_backend = self._detect_autostart()
+            return self._autostart_backend
 
-            return bool(current_backend(self.ctx.env, self.ctx.home).is_installed())
+    def _detect_autostart(self) -> Backend | None:
+        if self._platform not in ("win32", "darwin") and not self._platform.startswith(
+            _XDG_PLATFORMS
+        ):
+            log.info("no login-item backend for platform %s", self._platform)
+            return None
+        try:
+            from tokend.autostart import current_backend, run_command
+
+            return current_backend(
+                self.ctx.env, self.ctx.home, platform=self._platform,
+                runner=self._autostart_runner or run_command,
+            )
+        except Exception as exc:
+            log.warning("no login item: %s", exc)
+            return None
+
+    def autostart_enabled(self) -> bool | None:
+        """Whether tokend starts at login; ``None`` hides the tray's menu item."""
+        backend = self._autostart()
+        if backend is None:
+            return None
+        try:
+            return bool(backend.is_installed())
         except Exception:
+            log.warning("cannot read the login item", exc_info=True)
             return None
 
     def set_autostart(self, enabled: bool) -> None:
+        """The tray's "Start at login": register or remove the login item (never starts
+        or stops a daemon), then redraw the menu's check mark."""
+        backend = self._autostart()
+        if backend is None:
+            return
         try:
-            from tokend.autostart import current_backend
+            from tokend.autostart import set_enabled
 
-            backend = current_backend(self.ctx.env, self.ctx.home)
-            if enabled:
-                backend.install()
-            else:
-                backend.uninstall()
-        except Exception:
-            log.exception("cannot change the login item")
+            log.info("%s", set_enabled(backend, enabled))
+        except Exception as exc:
+            log.warning("cannot change the login item: %s", exc)
+        tray = self._tray
+        if tray is not None:
+            with contextlib.suppress(Exception):
+                tray.tick()
 
     def quit(self) -> None:
         self.stop_event.set()
@@ -978,6 +1117,19 @@ class Daemon:
                 hint="a unix socket path must be shorter than about 100 characters; "
                 "use a shorter TOKEND_HOME or XDG_RUNTIME_DIR",
             ) from exc
+
+
+def open_with_desktop(path: Path) -> None:
+    """Open ``path`` in the desktop's default application, without waiting for it."""
+    if sys.platform == "win32":
+        os.startfile(path)  # type: ignore[attr-defined]
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    # posix_spawn with an empty signal mask: a child forked from a thread would
+    # inherit the daemon's blocked SIGTERM/SIGINT and could not be stopped.
+    pid = os.posix_spawnp(opener, [opener, str(path)], dict(os.environ), setsid=True,
+                          setsigmask=())
+    threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()  # reap
 
 
 def _pause_until(message: dict[str, Any], now: datetime) -> datetime:

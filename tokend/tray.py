@@ -408,6 +408,8 @@ class Tray:
         self._autostart: bool | None = None
         self._icon: Any = None
         self._stopped = False
+        self._up = False
+        """The toolkit loop has started (pystray called the setup hook)."""
         self._stop_event = threading.Event()
         self.redraws = 0
         """How many times the icon picture was replaced (tests check change detection)."""
@@ -457,7 +459,8 @@ class Tray:
             view = self._view
             self._autostart = self._autostart_state()
             self._icon = pystray.Icon(
-                APP_ID, view.gauge.render(), view.title, menu=self._menu(view)
+                APP_ID, view.gauge.render(), _title_for(pystray.Icon, view.title),
+                menu=self._menu(view),
             )
             icon = self._icon
             # Before run(): the Xlib connection is not safe to share with pystray's
@@ -465,8 +468,18 @@ class Tray:
             _patch_xorg(icon)
 
         def ready(ic: Any) -> None:
+            with self._lock:
+                self._up = True
+                stopped = self._stopped
+            if stopped:  # a stop() that came while the icon was starting: honour it now
+                _stop_icon(ic)
+                return
             try:
                 ic.visible = True
+                # pystray applies a title set while the icon was hidden (an update
+                # between Icon() and here) only on the next change: gtk and xorg
+                # would keep the first title ("tokend: starting…") for good.
+                ic._update_title()
             except Exception:
                 log.exception("the tray icon could not be shown")
             threading.Thread(target=self._ticker, name="tokend-tray-tick", daemon=True).start()
@@ -479,18 +492,28 @@ class Tray:
             icon.run(setup=ready)
         except Exception as exc:
             raise TrayUnavailable(f"the tray icon stopped: {exc}", hint=probe.reason) from exc
+        finally:
+            # The loop is over. When it ended on a window destroyed from outside,
+            # pystray still counts the icon as running, and its __del__ would then
+            # stop it again (and join this thread).
+            icon._running = False
 
     def stop(self) -> None:
-        """End :meth:`run` (from any thread)."""
+        """End :meth:`run` (from any thread, at any time; calling it again is harmless).
+
+        pystray loses a stop that arrives while its loop is starting: ``Icon.stop``
+        does nothing before the backend marks the icon ready, and the GTK backends
+        mark it ready *before* their GLib loop runs, where a ``quit`` is forgotten.
+        So a stop before the icon is up is only remembered, and the setup hook (which
+        pystray calls once the icon is ready) carries it out; the stop itself goes
+        through the GLib loop on the GTK backends, so it runs inside that loop.
+        """
         self._stop_event.set()
         with self._lock:
             self._stopped = True
-            icon = self._icon
+            icon = self._icon if self._up else None
         if icon is not None:
-            try:
-                icon.stop()
-            except Exception:
-                log.debug("tray stop failed", exc_info=True)
+            _stop_icon(icon)
 
     # -- internals ---------------------------------------------------------------
 
@@ -518,7 +541,7 @@ class Tray:
                 icon.icon = view.gauge.render()
                 self.redraws += 1
             if view.title != old.title:
-                icon.title = view.title
+                icon.title = _title_for(type(icon), view.title)
             if _menu_part(view) != _menu_part(old) or autostart != old_autostart:
                 icon.menu = self._menu(view)
         except Exception:
@@ -587,13 +610,89 @@ class Tray:
         return Menu(*items)
 
 
+_LATIN1 = str.maketrans({"…": "...", "—": "-", "–": "-", "→": "->"})
+
+
+def _title_for(icon_class: type, title: str) -> str:
+    """The title as the backend can show it. pystray's xorg backend writes it as the
+    window's ``WM_NAME``, a Latin-1 ``STRING``, and raises on anything else (even the
+    "starting…" title): there, other characters become close ASCII or ``?``."""
+    if icon_class.__module__ != "pystray._xorg":
+        return title
+    return title.translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
+
+
+def _stop_icon(icon: Any) -> None:
+    """Stop pystray's loop in a way that cannot be lost (see :meth:`Tray.stop`)."""
+    if type(icon).__module__ == "pystray._xorg" and _destroy_xorg_window(icon):
+        return
+    if type(icon).__module__ in ("pystray._gtk", "pystray._appindicator"):
+        try:
+            from gi.repository import GLib  # type: ignore[import-untyped]
+
+            def quit_in_loop() -> bool:
+                _icon_stop(icon)
+                return False  # once
+
+            # Dispatched only by the running loop: a quit issued before that loop
+            # runs would be forgotten.
+            GLib.idle_add(quit_in_loop)
+            return
+        except Exception:
+            log.debug("cannot schedule the tray stop in the GLib loop", exc_info=True)
+    _icon_stop(icon)
+
+
+def _destroy_xorg_window(icon: Any) -> bool:
+    """End the xorg backend's loop by destroying its window over a connection of our own.
+
+    pystray's own ``stop`` from another thread sends a message over the icon's Xlib
+    connection and waits for the loop to answer; while the loop thread is entering
+    ``next_event`` that message can be read by the wrong thread and never answered
+    (both threads hang). Destroying the window from a second connection touches
+    nothing of the loop's: it only sees the ``DestroyNotify`` it already ends on.
+    """
+    if getattr(icon, "_tokend_destroyed", False):
+        return True  # once: the daemon's fallback repeats its stop
+    try:
+        import Xlib.display
+
+        window_id = icon._window.id
+        name = icon._display.get_display_name()
+        display = Xlib.display.Display(name)
+    except Exception:
+        log.debug("cannot open a second X connection to stop the tray", exc_info=True)
+        return False
+    try:
+        # a window already gone is fine (BadWindow, ignored rather than printed)
+        display.create_resource_object("window", window_id).destroy(onerror=_ignore_x_error)
+        display.sync()
+        icon._tokend_destroyed = True
+    except Exception:
+        log.debug("the tray window is gone already", exc_info=True)
+    finally:
+        display.close()
+    return True
+
+
+def _ignore_x_error(*_: Any) -> None:
+    return None
+
+
+def _icon_stop(icon: Any) -> None:
+    try:
+        icon.stop()
+    except Exception:
+        log.debug("tray stop failed", exc_info=True)
+
+
 def _name_program() -> None:
     """Name the process "tokend" for GTK before pystray initialises it: the XEmbed
     window class and some panels show the program name (else "tray.py" or "python")."""
     if os.environ.get("PYSTRAY_BACKEND") not in (None, "gtk", "appindicator"):
         return
     try:
-        from gi.repository import GLib  # type: ignore[import-untyped]
+        from gi.repository import GLib  # untyped: the ignore is on its first import
 
         GLib.set_prgname(APP_ID)
     except Exception:

@@ -144,3 +144,59 @@ def test_a_settings_file_that_is_not_an_object_is_refused(home: Path) -> None:
     done = _tokend(home, "integrate", "claude")
     assert done.returncode == 1 and "does not hold a JSON object" in done.stderr
     assert settings.read_text() == "[1, 2]\n"
+
+
+def test_hooks_install_is_idempotent_and_remove_restores_the_bytes(home: Path) -> None:
+    settings = home / "home" / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(USER_SETTINGS)
+    done = _tokend(home, "integrate", "claude", "--hooks", "--command", "tokend hook")
+    assert done.returncode == 0, done.stderr
+    assert "SessionStart, UserPromptSubmit" in done.stdout
+    assert "backup of the previous file:" in done.stdout
+    data = json.loads(settings.read_text())
+    for event in ("SessionStart", "UserPromptSubmit"):
+        assert data["hooks"][event] == [
+            {"hooks": [{"type": "command", "command": "tokend hook", "timeout": 10}]}
+        ]
+    assert data["statusLine"]["command"] == "~/bin/my line.sh"  # the statusLine untouched
+    backup = Path(done.stdout.split("backup of the previous file: ")[1].strip())
+    assert backup.read_text() == USER_SETTINGS
+    installed = settings.read_bytes()
+    again = _tokend(home, "integrate", "claude", "--hooks", "--command", "tokend hook")
+    assert again.returncode == 0 and "already installed" in again.stdout
+    assert settings.read_bytes() == installed
+    removed = _tokend(home, "integrate", "claude", "--hooks", "--remove")
+    assert removed.returncode == 0, removed.stderr
+    assert "removed" in removed.stdout
+    assert settings.read_text() == USER_SETTINGS  # byte for byte
+    nothing = _tokend(home, "integrate", "claude", "--hooks", "--remove")
+    assert nothing.returncode == 0 and "no tokend hook" in nothing.stdout
+    assert settings.read_text() == USER_SETTINGS
+
+
+def test_statusline_and_hooks_together_then_removed_leave_the_file_as_it_was(
+    home: Path,
+) -> None:
+    settings = home / "home" / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(USER_SETTINGS)
+    assert _tokend(home, "integrate", "claude", "--command", "tokend statusline").returncode == 0
+    assert _tokend(home, "integrate", "claude", "--hooks").returncode == 0
+    data = json.loads(settings.read_text())
+    assert data["statusLine"]["command"].startswith("tokend statusline --chain")
+    assert set(data["hooks"]) == {"SessionStart", "UserPromptSubmit"}
+    assert data["hooks"]["SessionStart"][0]["hooks"][0]["command"].endswith(" hook")
+    # the reverse order of the installs: each restores the bytes it found
+    assert _tokend(home, "integrate", "claude", "--hooks", "--remove").returncode == 0
+    assert "hooks" not in json.loads(settings.read_text())
+    assert _tokend(home, "integrate", "claude", "--remove").returncode == 0
+    assert settings.read_text() == USER_SETTINGS
+    # the same order as the installs: the statusLine comes out by itself first
+    assert _tokend(home, "integrate", "claude", "--command", "tokend statusline").returncode == 0
+    assert _tokend(home, "integrate", "claude", "--hooks").returncode == 0
+    assert _tokend(home, "integrate", "claude", "--remove").returncode == 0
+    middle = json.loads(settings.read_text())
+    assert middle["statusLine"]["command"] == "~/bin/my line.sh" and "hooks" in middle
+    assert _tokend(home, "integrate", "claude", "--hooks", "--remove").returncode == 0
+    assert json.loads(settings.read_text()) == json.loads(USER_SETTINGS)

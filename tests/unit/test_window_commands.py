@@ -93,7 +93,8 @@ def test_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     ctx = make_ctx(tmp_path)
     assert status_cmd.run(parse(status_cmd.register, ["status"]), ctx) == 0
     out = capsys.readouterr().out
-    header, first = out.splitlines()[0], out.splitlines()[1]
+    daemon, header, first = out.splitlines()[:3]
+    assert daemon == "daemon: not running (start it with 'tokend start')"
     assert header.split()[:3] == ["AGENT", "WINDOW", "USED"]
     assert first.startswith("claude") and "5-hour" in first
     assert "40%" in first and "plan" in first

@@ -3,7 +3,9 @@
 Reads new log lines first (so it works without the daemon), builds the Snapshot
 and prints, per window: used %, where that percent comes from and how old it is,
 when the window resets, the burn rate, the projection at reset and the pace.
-``--json`` prints the whole Snapshot (``Snapshot.to_dict()``, with its version).
+``--json`` prints the whole Snapshot (``Snapshot.to_dict()``, with its version);
+its ``daemon`` is the running daemon's (pid, start, last ingest, tray) or ``null``.
+The table starts with a line saying whether the daemon runs.
 With nothing measured it says so and lists the folders it looked in: it never
 prints zeros as if they had been measured.
 """
@@ -12,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tokend.context import Context
-from tokend.snapshot import AgentState, Snapshot, WindowState
+from tokend.snapshot import AgentState, DaemonInfo, Snapshot, WindowState
 
-__all__ = ["daemon_lines", "format_status", "human_delta", "register", "run"]
+__all__ = ["daemon_lines", "format_status", "human_delta", "register", "run", "running_daemon"]
 
 _KIND_NAMES = {"5h": "5-hour", "weekly": "weekly", "daily": "daily"}
 
@@ -37,6 +40,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ctx.refresh(store)
         snapshot = build_snapshot(store, ctx.roots(), ctx.settings, ctx.clock())
     if args.json:
+        info = running_daemon(ctx)
+        if info is not None:
+            snapshot = replace(snapshot, daemon=info)
         print(json.dumps(snapshot.to_dict(), indent=2))
         return 0
     print(format_status(snapshot, extra=daemon_lines(ctx, snapshot)))
@@ -44,12 +50,30 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def daemon_lines(ctx: Context, snapshot: Snapshot) -> list[str]:
-    """Lines about the daemon printed above the table (``daemon: running pid …``).
+    """Lines about the daemon printed above the table: whether it runs, its pid,
+    uptime and last ingest, or how to start it."""
+    del snapshot
+    from tokend.daemon import daemon_status_line
 
-    Empty for now: the daemon module adds its state here.
+    return [daemon_status_line(ctx)]
+
+
+def running_daemon(ctx: Context) -> DaemonInfo | None:
+    """The running daemon's :class:`DaemonInfo` from its ``status.json``, else ``None``.
+
+    ``status --json`` prints the Snapshot it computed itself (the same schema as
+    ``status.json``); its ``daemon`` field is filled from here, so a script sees
+    whether a daemon runs (``null`` when none does or it has not published yet).
     """
-    del ctx, snapshot
-    return []
+    from tokend.daemon import lock_holder
+
+    if lock_holder(ctx.paths.lock_file) is None:
+        return None
+    try:
+        data = json.loads(ctx.paths.status_json.read_text(encoding="utf-8"))
+        return Snapshot.from_dict(data).daemon
+    except Exception:  # absent, half-written by an older version, another schema
+        return None
 
 
 def human_delta(delta: timedelta) -> str:
