@@ -418,10 +418,14 @@ def _reset_alerts(
     # The last reset time seen for each window: the freshest word on when the
     # instance ends (an official time may have replaced the estimate a warning
     # was recorded with).
+    prefix = f"{_SEEN_PREFIX}{ident}|"
     for key, value in store.db.execute(
-        "SELECT key, value FROM kv WHERE key LIKE ?", (f"{_SEEN_PREFIX}{ident}|%",)
+        "SELECT key, value FROM kv WHERE key LIKE ?", (f"{prefix}%",)
     ).fetchall():
-        kind, ms = key.rsplit("|", 1)[1], int(value)
+        if not key.startswith(prefix):
+            continue
+        # "<kind>", or "<kind>|passed": the instance before it, kept by _remember
+        kind, ms = key[len(prefix):].split("|", 1)[0], int(value)
         warned = any(k == kind and abs(m - ms) <= _tolerance(kind) for k, m in candidates)
         if cfg.reset == "always" or warned:
             candidates[(kind, ms)] = utc_from_ms(ms)
@@ -523,8 +527,15 @@ def _remember(store: Store, ident: str, window: WindowState, now: datetime) -> N
         return
     key = f"{_SEEN_PREFIX}{ident}|{window.kind}"
     value = str(utc_ms(reset))
-    if store.get_kv(key) != value:
-        store.set_kv(key, value)
+    old = store.get_kv(key)
+    if old == value:
+        return
+    if old is not None and old.isdigit() and int(old) <= utc_ms(now):
+        # The snapshot already shows the next instance (a weekly window always
+        # does once its official reset has passed): keep the reset of the one that
+        # just ended, or reset = "always" would never announce it.
+        store.set_kv(f"{key}|passed", old)
+    store.set_kv(key, value)
 
 
 def _rate_ok(sent: list[_Sent], agent: str, now: datetime, minutes: int) -> bool:

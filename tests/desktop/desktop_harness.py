@@ -166,3 +166,55 @@ class DemoTray:
             raise AssertionError(f"{exc}\n--- demo tray output:\n{log}") from None
 
 
+
+
+# -- XEmbed tray windows -------------------------------------------------------------
+
+
+def x_windows(root: Any, wm_class: str) -> list[Any]:
+    """Every window below ``root`` with ``wm_class``; windows may vanish mid-walk."""
+    import Xlib.error
+
+    try:
+        children = root.query_tree().children
+    except Xlib.error.BadWindow:
+        return []
+    found = []
+    for child in children:
+        try:
+            cls = child.get_wm_class()
+        except Xlib.error.BadWindow:
+            continue
+        if cls and wm_class in cls:
+            found.append(child)
+        found += x_windows(child, wm_class)
+    return found
+
+
+def docked_windows(display: Any, wm_class: str) -> list[Any]:
+    """The windows of class ``wm_class`` a tray host has reparented (docked) right now."""
+    import Xlib.error
+
+    root = display.screen().root
+    # A window reparented while the tree is walked can be met twice: once per parent.
+    found = list({w.id: w for w in x_windows(root, wm_class)}.values())
+    ours = {w.id for w in found}
+    out = []
+    for win in found:
+        try:
+            parent = win.query_tree().parent.id
+        except Xlib.error.BadWindow:
+            continue
+        if parent != root.id and parent not in ours:  # not a child of our own window
+            out.append(win)
+    return out
+
+
+def window_pixels(win: Any) -> Any:
+    """The window's pixels as a PIL image; raises Xlib.error.BadMatch while unmapped."""
+    import Xlib.X
+    from PIL import Image
+
+    geo = win.get_geometry()
+    raw = win.get_image(0, 0, geo.width, geo.height, Xlib.X.ZPixmap, 0xFFFFFFFF)
+    return Image.frombytes("RGB", (geo.width, geo.height), raw.data, "raw", "BGRX")

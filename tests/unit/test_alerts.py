@@ -249,6 +249,23 @@ def test_no_reset_without_warning_unless_always(tmp_path: Path) -> None:
     assert send(off, snap(at=after), after, cfg) == []
 
 
+def test_always_announces_a_reset_when_the_next_instance_shows_at_once(store: Store) -> None:
+    # What the daemon's snapshot looks like: once a weekly window's official reset
+    # has passed, the next week is shown right away (never an empty window list).
+    cfg = settings(reset="always")
+    week = window(30.0, kind="weekly", start=RESET - timedelta(days=7))
+    send(store, snap(week), cfg=cfg)
+    after = RESET + timedelta(minutes=1)
+    nxt = replace(week, percent=0.0, start=RESET, resets_at=RESET + timedelta(days=7))
+    [alert] = send(store, snap(nxt, at=after), after, cfg)
+    assert alert.title == "Claude weekly window reset — full budget again"
+    assert send(store, snap(nxt, at=after), after + timedelta(minutes=10), cfg) == []
+    # and by default (after-warning) that unwarned reset is no news
+    quiet = Store(store.path.with_name("quiet.sqlite3"))
+    send(quiet, snap(week))
+    assert send(quiet, snap(nxt, at=after), after) == []
+
+
 def test_old_resets_are_not_news(store: Store) -> None:
     send(store, snap(window(81.0)))
     late = RESET + timedelta(hours=3)  # the daemon was not running at the reset
