@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tokend.errors import TokendError
+from tokend.integrate import load_settings_file
 
 __all__ = [
     "HOOK_EVENTS",
@@ -84,25 +85,9 @@ def is_tokend_hook(handler: object) -> bool:
 
 
 def _load(path: Path) -> tuple[bytes | None, dict[str, Any]]:
-    """The file's bytes (``None`` if absent) and its object; refuses what it cannot read."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, {}
-    except OSError as exc:
-        raise TokendError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise TokendError(
-            f"{path} is not valid JSON ({exc}); refusing to edit it, nothing was changed",
-            hint="fix the file (Claude Code reports the same error) and run this again",
-        ) from exc
-    if not isinstance(data, dict):
-        raise TokendError(
-            f"{path} does not hold a JSON object; refusing to edit it, nothing was changed",
-            hint='Claude Code expects an object such as {"hooks": {...}}',
-        )
+    """The settings file as :func:`tokend.integrate.load_settings_file` reads it, plus a
+    check that its ``hooks`` have the shape we are about to edit."""
+    raw, data = load_settings_file(path)
     hooks = data.get("hooks")
     if hooks is not None and not (
         isinstance(hooks, dict) and all(isinstance(v, list) for v in hooks.values())

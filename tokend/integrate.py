@@ -82,8 +82,9 @@ def _is_ours(value: object) -> bool:
     )
 
 
-def _load(path: Path) -> tuple[bytes | None, dict[str, Any]]:
-    """The file's bytes (``None`` if absent) and its object; refuses what it cannot read."""
+def load_settings_file(path: Path) -> tuple[bytes | None, dict[str, Any]]:
+    """A Claude settings file's bytes (``None`` if absent) and its object; refuses what
+    it cannot read, so nothing is ever written over a file we did not understand."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -145,7 +146,7 @@ def install_claude(
 
     :raises TokendError: the file is not valid JSON (nothing is touched).
     """
-    raw, data = _load(settings)
+    raw, data = load_settings_file(settings)
     current = data.get("statusLine")
     if _is_ours(current):
         return ClaudeResult(settings, False, f"already installed in {settings}")
@@ -186,7 +187,7 @@ def remove_claude(settings: Path, state_dir: Path) -> ClaudeResult:
     :raises TokendError: the file is not valid JSON, or its statusLine is no longer
         ours (the user changed it since: we leave their choice alone).
     """
-    raw, data = _load(settings)
+    raw, data = load_settings_file(settings)
     current = data.get("statusLine")
     records = _records(state_dir)
     record = records.get(str(settings))
