@@ -6,9 +6,15 @@
 2. Warm ``tokend daily --json`` (store up to date) against ccusage's daily.
 3. ``tokend scan`` after appending 1 MB to one session file.
 
+tokend runs from a fresh venv with a regular ``pip install`` of this checkout (what
+the README tells a user to do); each tool gets an empty store / no cache; the timed
+commands alternate (tokend, ccusage, tokend, ...) so a load change hits both. Peak
+RSS is GNU time's (the largest process); "tree RSS" sums tokend and its parse
+workers, sampled in a separate run.
+
 Usage::
 
-    python bench/bench_ingest.py --sizes 100,200,400 [--runs 3]
+    python bench/bench_ingest.py --sizes 100,400 [--runs 3] [--venv DIR]
 
 Prints a Markdown table for bench/RESULTS.md.
 """
@@ -22,11 +28,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import CCUSAGE, compile_package, corpus_env, machine, median, run
+from common import CCUSAGE, corpus_env, machine, median, run, tree_peak_rss_mb, user_install
 
-
-def tokend(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tokend", *args]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def append_one_mb(corpus: Path) -> None:
@@ -48,34 +52,42 @@ def append_one_mb(corpus: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="100,200,400", help="corpus sizes in MB")
+    ap.add_argument("--sizes", default="100,400", help="corpus sizes in MB")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--venv", type=Path, help="reuse (or create) the tokend venv here")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tokend-bench-"))
-    compile_package()
+    bindir = user_install(args.venv or work, REPO)
+
+    def tokend(*a: str) -> list[str]:
+        return [str(bindir / "tokend"), *a]
+
     print(f"machine: {machine()}\n")
     print("| corpus | files | tokend cold scan | ccusage claude daily | time ratio | "
-          "tokend peak RSS | ccusage peak RSS | tokend warm daily --json | ccusage daily "
-          "| warm speed-up | `python -c pass` | scan after +1 MB |")
+          "tokend peak RSS (tree) | ccusage peak RSS | tokend warm daily --json | "
+          "ccusage daily | warm speed-up | `python -c pass` | scan after +1 MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:
-        for size in [float(s) for s in args.sizes.split(",")]:
+        for size in [float(x) for x in args.sizes.split(",")]:
             corpus = work / f"c{size:g}"
             subprocess.run([sys.executable, str(Path(__file__).parent / "gen_corpus.py"),
                             "--out", str(corpus), "--size-mb", str(size), "--agents", "claude"],
                            check=True, capture_output=True)
             files = list((corpus / "claude").rglob("*.jsonl"))
             mb = sum(p.stat().st_size for p in files) / 1e6
+            ccusage_daily = [CCUSAGE, "claude", "daily", "--json", "--offline"]
             cold, theirs, warm, theirs_daily, floor = [], [], [], [], []
             for i in range(args.runs):
-                home = work / f"home{size:g}-{i}"
-                env = corpus_env(corpus, home)
+                env = corpus_env(corpus, work / f"home{size:g}-{i}")
                 cold.append(run(tokend("scan", "--quiet"), env))
-                theirs.append(run([CCUSAGE, "claude", "daily", "--json", "--offline"], env))
-                run(tokend("daily", "--json", "--agent", "claude"), env)  # builds the rollup once
-                warm.append(run(tokend("daily", "--json", "--agent", "claude"), env))
-                floor.append(run([sys.executable, "-c", "pass"], env))
-                theirs_daily.append(run([CCUSAGE, "claude", "daily", "--json", "--offline"], env))
+                theirs.append(run(ccusage_daily, env))
+                run(tokend("daily", "--json", "--agent", "claude"), env)  # builds the rollup
+                for _ in range(3):
+                    warm.append(run(tokend("daily", "--json", "--agent", "claude"), env))
+                    theirs_daily.append(run(ccusage_daily, env))
+                    floor.append(run([str(bindir / "python"), "-c", "pass"], env))
+            tree = tree_peak_rss_mb(tokend("scan", "--quiet"),
+                                    corpus_env(corpus, work / f"home{size:g}-rss"))
             env = corpus_env(corpus, work / f"home{size:g}-0")
             append_one_mb(corpus)
             rescan = run(tokend("scan", "--quiet"), env)
@@ -85,7 +97,7 @@ def main() -> int:
             td = median([r.seconds for r in theirs_daily])
             fl = median([r.seconds for r in floor])
             print(f"| {mb:.0f} MB | {len(files)} | {c:.2f} s | {t:.2f} s | {c / t:.2f}× | "
-                  f"{max(r.peak_rss_mb for r in cold):.0f} MB | "
+                  f"{max(r.peak_rss_mb for r in cold):.0f} MB ({tree:.0f} MB) | "
                   f"{max(r.peak_rss_mb for r in theirs):.0f} MB | {w * 1000:.0f} ms | "
                   f"{td:.2f} s | {td / w:.1f}× | {fl * 1000:.0f} ms | "
                   f"{rescan.seconds * 1000:.0f} ms |", flush=True)

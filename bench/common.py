@@ -4,11 +4,13 @@ ccusage at a corpus."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,59 @@ def run(cmd: list[str], env: dict[str, str]) -> Run:
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     rss = int(match.group(1)) / 1024 if match else float("nan")
     return Run(elapsed, rss, proc.stdout)
+
+
+def tree_peak_rss_mb(cmd: list[str], env: dict[str, str], interval: float = 0.005) -> float:
+    """Peak of the summed RSS of ``cmd`` and every process it starts (parse workers).
+
+    Sampled from ``/proc`` every few milliseconds in a run of its own (the sampling
+    costs CPU, so timed runs don't do it). Shared copy-on-write pages of forked
+    workers are counted once per process: an upper bound, never an underestimate.
+    """
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0.0
+    while proc.poll() is None:
+        family = {proc.pid}
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        grew = True
+        while grew:
+            grew = False
+            for pid, ppid in parents.items():
+                if ppid in family and pid not in family:
+                    family.add(pid)
+                    grew = True
+        total = 0.0
+        for pid in family:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page_mb
+        peak = max(peak, total)
+        time.sleep(interval)
+    if proc.wait() != 0:
+        err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        raise RuntimeError(f"{cmd} failed: {err}")
+    return peak
+
+
+def user_install(work: Path, repo: Path) -> Path:
+    """A fresh venv with tokend installed from ``repo`` the way the README does it
+    (``pip install .``, not editable), so timings carry no editable-install finder
+    or sitewide ``.pth`` hooks: the interpreter start a user's machine has."""
+    venv = work / "venv"
+    if not (venv / "bin" / "tokend").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", str(repo)], check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return venv / "bin"
 
 
 def machine() -> str:

@@ -32,19 +32,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     import argparse
+    from typing import cast
 
     from tokend import __version__
-    from tokend.commands import COMMANDS
+    from tokend.commands import COMMANDS, Parser
     from tokend.context import Context
     from tokend.errors import TokendError
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tokend",
         description="Know where your AI coding tokens go: usage windows, reports and alerts "
         "for Claude Code, Codex CLI and Gemini CLI.",
     )
     parser.add_argument("--version", action="version", version=f"tokend {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Subparsers are Parsers too; the commands only need ArgumentParser's interface.
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     for register in COMMANDS(argv):
         register(sub)
     # Dispatched in main() before argparse; listed here so --help shows it.

@@ -1,4 +1,4 @@
-"""Every path tokend writes, in one place.
+"""Every path tokend writes, in one place (and the bundled price table it reads).
 
 ``TOKEND_HOME`` moves all of them under one folder (tests, dev runs, several
 accounts); otherwise the platform's usual places come from platformdirs. Agent log
@@ -9,27 +9,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Paths"]
+from tokend.records import FrozenRecord
+
+__all__ = ["BUNDLED_PRICES", "Paths"]
 
 APP = "tokend"
 
+BUNDLED_PRICES = Path(__file__).parent / "data" / "prices.json"
+"""The price table shipped in the package (read, never written).
 
-@dataclass(frozen=True)
-class Paths:
-    """The folders and files tokend uses.
+A plain path beside this module, not ``importlib.resources``: that import alone
+(zipfile, tempfile...) costs several milliseconds, a good part of a warm report. A
+wheel install unpacks the file here; only a zipped install lacks it, and
+:meth:`tokend.pricing.PriceTable.bundled` falls back to ``importlib.resources`` then.
+"""
+
+
+class Paths(FrozenRecord):
+    """The folders and files tokend uses (immutable).
 
     Build it with :meth:`from_env`; pass it around instead of reading the
-    environment deep inside a module.
+    environment deep inside a module. A record rather than a frozen dataclass:
+    every command builds one, and :mod:`tokend.records` says why that matters.
     """
 
+    _FIELDS = ("data_dir", "config_dir", "runtime_dir", "log_dir", "state_dir")
+    __slots__ = _FIELDS
     data_dir: Path
     config_dir: Path
     runtime_dir: Path
     log_dir: Path
     state_dir: Path
+
+    def __init__(
+        self, data_dir: Path, config_dir: Path, runtime_dir: Path, log_dir: Path, state_dir: Path
+    ) -> None:
+        self._set(data_dir, config_dir, runtime_dir, log_dir, state_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:

@@ -40,21 +40,20 @@ the table, and the models are listed under it.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import itertools
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tokend.errors import ConfigError, StoreError
+from tokend.records import FrozenRecord, Record
+
+# csv and zoneinfo are imported where used, and hashlib not at all (see _sha1_hex): a
+# report printed as JSON in UTC needs none of them, and they cost milliseconds.
 
 __all__ = [
     "BUCKET_MS",
@@ -405,13 +404,19 @@ class Rollup:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            span = db.execute("SELECT MIN(q), MAX(q) FROM buckets").fetchone()
-            if span[0] is None:
+            # Two statements, each answered from the primary key; together they scan.
+            first = db.execute("SELECT MIN(q) FROM buckets").fetchone()[0]
+            if first is None:
                 db.execute("COMMIT")
                 return None
-            segments = offset_segments(zone, span[0], span[1])
-            key = hashlib.sha1(repr(segments).encode()).hexdigest()[:16]
-            row = db.execute("SELECT dirty_d FROM zones WHERE key = ?", (key,)).fetchone()
+            last = db.execute("SELECT MAX(q) FROM buckets").fetchone()[0]
+            segments = offset_segments(zone, first, last)
+            key = _sha1_hex(repr(segments))[:16]
+            zones = {
+                k: (dirty, used)
+                for k, dirty, used in db.execute("SELECT key, dirty_d, used_at FROM zones")
+            }
+            row = zones.get(key)
             day, day_params = _day_sql(segments)
             insert = (
                 f"INSERT INTO days SELECT ?, {day} AS d, agent, project, model, fast, "
@@ -434,20 +439,41 @@ class Rollup:
                     (key, int(time.time() * 1000)),
                 )
             else:
-                if row[0] is not None:
-                    dirty = int(row[0])
+                dirty_d, used_at = row
+                if dirty_d is not None:
+                    dirty = int(dirty_d)
                     db.execute("DELETE FROM days WHERE zone = ? AND d >= ?", (key, dirty))
                     first_q = (dirty * DAY_MS - MAX_OFFSET_MS) // BUCKET_MS
                     db.execute(insert, (key, *day_params, first_q, dirty))
-                db.execute(
-                    "UPDATE zones SET dirty_d = NULL, used_at = ? WHERE key = ?",
-                    (int(time.time() * 1000), key),
-                )
+                if dirty_d is not None or _used_before_another(key, used_at, zones):
+                    db.execute(
+                        "UPDATE zones SET dirty_d = NULL, used_at = ? WHERE key = ?",
+                        (int(time.time() * 1000), key),
+                    )
+                # else: already the latest used and clean; writing nothing spares the
+                # commit and the WAL checkpoint on close (about a millisecond).
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return key
+
+
+def _sha1_hex(text: str) -> str:
+    """SHA-1 of ``text``, from CPython's small ``_sha1`` module where there is one:
+    ``hashlib`` loads OpenSSL first, about 2.5 ms, more than the rest of this method."""
+    try:
+        from _sha1 import sha1  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - a Python built without it
+        from hashlib import sha1
+    digest: str = sha1(text.encode()).hexdigest()
+    return digest
+
+
+def _used_before_another(key: str, used_at: int, zones: dict[str, tuple[Any, int]]) -> bool:
+    """Whether another zone cache was used as late as ``key``'s (eviction order needs
+    ``key`` stamped again); if not, restamping it would not change that order."""
+    return any(used >= used_at for k, (_, used) in zones.items() if k != key)
 
 
 def _offset_ms(zone: tzinfo, ms: int) -> int:
@@ -500,24 +526,45 @@ def offset_segments(zone: tzinfo, q_first: int, q_last: int) -> list[tuple[int, 
 # -- aggregation ---------------------------------------------------------------------
 
 
-@dataclass
-class Usage:
-    """Token and cost sums of a group of events."""
+class Usage(Record):
+    """Token and cost sums of a group of events.
 
-    input: int = 0
-    output: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-    cache_read: int = 0
-    reasoning: int = 0
-    requests: int = 0
-    cost: float = 0.0
-    priced: int = 0
-    unpriced_models: set[str] = field(default_factory=set)
-    thoughts: int = 0
-    """Gemini reasoning: inside ``output`` (it is billed as output) but shown apart,
-    because ccusage's Gemini view leaves thoughts out of ``outputTokens`` while
-    counting them in ``totalTokens``."""
+    ``thoughts`` is Gemini reasoning: inside ``output`` (it is billed as output) but
+    shown apart, because ccusage's Gemini view leaves thoughts out of
+    ``outputTokens`` while counting them in ``totalTokens``.
+    """
+
+    _FIELDS = (
+        "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "reasoning",
+        "requests", "cost", "priced", "unpriced_models", "thoughts",
+    )
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        input: int = 0,
+        output: int = 0,
+        cache_write_5m: int = 0,
+        cache_write_1h: int = 0,
+        cache_read: int = 0,
+        reasoning: int = 0,
+        requests: int = 0,
+        cost: float = 0.0,
+        priced: int = 0,
+        unpriced_models: set[str] | None = None,
+        thoughts: int = 0,
+    ) -> None:
+        self.input = input
+        self.output = output
+        self.cache_write_5m = cache_write_5m
+        self.cache_write_1h = cache_write_1h
+        self.cache_read = cache_read
+        self.reasoning = reasoning
+        self.requests = requests
+        self.cost = cost
+        self.priced = priced
+        self.unpriced_models: set[str] = set() if unpriced_models is None else unpriced_models
+        self.thoughts = thoughts
 
     @property
     def output_shown(self) -> int:
@@ -553,49 +600,91 @@ class Usage:
         self.thoughts += other.thoughts
 
 
-@dataclass
-class Row:
+class Row(Record):
     """One line of a report: a period (or a session), optionally for one project."""
 
-    key: str
-    project: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    models: dict[str, Usage] = field(default_factory=dict)
-    model_first: dict[str, int] = field(default_factory=dict)
-    agents: set[str] = field(default_factory=set)
-    first_ms: int = 0
-    last_ms: int = 0
-    project_path: str = ""
-    agent: str = ""
+    _FIELDS = (
+        "key", "project", "usage", "models", "model_first", "agents", "first_ms", "last_ms",
+        "project_path", "agent",
+    )
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        key: str,
+        project: str | None = None,
+        usage: Usage | None = None,
+        models: dict[str, Usage] | None = None,
+        model_first: dict[str, int] | None = None,
+        agents: set[str] | None = None,
+        first_ms: int = 0,
+        last_ms: int = 0,
+        project_path: str = "",
+        agent: str = "",
+    ) -> None:
+        self.key = key
+        self.project = project
+        self.usage = Usage() if usage is None else usage
+        self.models: dict[str, Usage] = {} if models is None else models
+        self.model_first: dict[str, int] = {} if model_first is None else model_first
+        self.agents: set[str] = set() if agents is None else agents
+        self.first_ms = first_ms
+        self.last_ms = last_ms
+        self.project_path = project_path
+        self.agent = agent
 
     def models_used(self) -> list[str]:
         """Model names in the order they were first used."""
         return sorted(self.models, key=lambda m: (self.model_first[m], m))
 
 
-@dataclass(frozen=True)
-class ReportOptions:
-    """What to report and how to cut it."""
+class ReportOptions(FrozenRecord):
+    """What to report and how to cut it (immutable).
 
-    kind: Kind = "daily"
-    since: date | None = None
-    until: date | None = None
-    agent: str | None = None
-    project: str | None = None
-    zone: tzinfo = timezone.utc
-    start_of_week: int = 6
-    """0 = Monday … 6 = Sunday; Sunday is ccusage's default for weekly reports."""
-    breakdown: bool = False
-    instances: bool = False
+    ``start_of_week``: 0 = Monday … 6 = Sunday; Sunday is ccusage's default for
+    weekly reports.
+    """
+
+    _FIELDS = (
+        "kind", "since", "until", "agent", "project", "zone", "start_of_week", "breakdown",
+        "instances",
+    )
+    __slots__ = _FIELDS
+    kind: Kind
+    since: date | None
+    until: date | None
+    agent: str | None
+    project: str | None
+    zone: tzinfo
+    start_of_week: int
+    breakdown: bool
+    instances: bool
+
+    def __init__(
+        self,
+        kind: Kind = "daily",
+        since: date | None = None,
+        until: date | None = None,
+        agent: str | None = None,
+        project: str | None = None,
+        zone: tzinfo = timezone.utc,
+        start_of_week: int = 6,
+        breakdown: bool = False,
+        instances: bool = False,
+    ) -> None:
+        self._set(kind, since, until, agent, project, zone, start_of_week, breakdown, instances)
 
 
-@dataclass
-class Report:
+class Report(Record):
     """Rows in order plus the grand total."""
 
-    options: ReportOptions
-    rows: list[Row]
-    totals: Usage
+    _FIELDS = ("options", "rows", "totals")
+    __slots__ = _FIELDS
+
+    def __init__(self, options: ReportOptions, rows: list[Row], totals: Usage) -> None:
+        self.options = options
+        self.rows = rows
+        self.totals = totals
 
 
 def build_report(rollup: Rollup, options: ReportOptions) -> Report:
@@ -802,6 +891,9 @@ def render_csv(report: Report) -> str:
         head.append("modelName")
     head.extend(_CSV_USAGE)
     head.append("unpricedModels")
+    import csv
+    import io
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(head)
@@ -927,6 +1019,8 @@ def resolve_zone(name: str | None, env: dict[str, str] | None = None) -> tzinfo:
         return local_zone(env if env is not None else dict(os.environ))
     if name.upper() == "UTC":
         return timezone.utc
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -940,6 +1034,10 @@ def local_zone(env: dict[str, str]) -> tzinfo:
     """The machine's zone with its DST rules: ``$TZ``, ``/etc/localtime``, else a fixed
     offset (which is wrong across DST changes, so it is the last resort)."""
     tz = env.get("TZ", "").lstrip(":")
+    if tz == "UTC":
+        return timezone.utc  # as --tz UTC: the same offsets, without importing zoneinfo
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     if tz:
         try:
             return ZoneInfo(tz)

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
 from tokend.sources.base import Root, Source
-from tokend.store import CostFn, FileRow, Store
+from tokend.store import CostFn, FileMark, FileRow, InsertRow, Store
 
-__all__ = ["FileResult", "ScanReport", "Tailer"]
+__all__ = ["Batch", "FileResult", "ScanReport", "Tailer", "read_batches"]
 
 CHUNK = 4 << 20
 """Bytes read and committed at a time: bounds memory whatever the file size."""
 
 GROUP_BYTES = 32 << 20
 """A scan commits once per this many bytes read, not once per file."""
+
+BULK_MIN_BYTES = 16 << 20
+"""A scan of an empty store with this much to read loads in bulk (:meth:`Store.bulk_load`)."""
+
+PARALLEL_MIN_BYTES = 16 << 20
+"""Below this, forking parse workers costs more than it saves."""
 
 Progress = Callable[[int, int], None]
 
@@ -70,14 +77,15 @@ class ScanReport:
             self.errors.append(result.error)
 
 
-def _unchanged(row: FileRow, st: os.stat_result) -> bool:
+def _unchanged(mark: FileMark, st: os.stat_result) -> bool:
     """The file is the one already read, to the byte (a rewrite of the same size, as
     legacy Gemini files do, changes the mtime)."""
+    dev, ino, offset, size, mtime_ns = mark
     return (
-        row.dev == st.st_dev
-        and row.ino == st.st_ino
-        and row.offset == st.st_size
-        and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        dev == st.st_dev
+        and ino == st.st_ino
+        and offset == size == st.st_size
+        and mtime_ns == st.st_mtime_ns
     )
 
 
@@ -95,6 +103,95 @@ def coalesce(events: list[UsageEvent]) -> list[UsageEvent]:
         if held is None or event.rank >= held.rank:
             best[event.dedup_key] = event
     return list(best.values()) if len(best) < len(events) else events
+
+
+@dataclass
+class Batch:
+    """What one read of up to :data:`CHUNK` bytes of a file produced, and where the
+    file stands after it (offset, parser state, running count of malformed lines)."""
+
+    offset: int
+    state: dict[str, Any] | None
+    malformed: int
+    new_malformed: int
+    nbytes: int
+    reread: bool
+    events: list[UsageEvent] = field(default_factory=list)
+    observations: list[LimitObservation] = field(default_factory=list)
+    rows: list[InsertRow] = field(default_factory=list)
+
+
+class StatMarks(Protocol):
+    """The parts of a stat result a commit records (a worker sends just these)."""
+
+    @property
+    def st_dev(self) -> int: ...
+    @property
+    def st_ino(self) -> int: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+
+
+def read_batches(
+    source: Source, root: Root, path: Path, st: os.stat_result, row: FileRow | None
+) -> Iterator[Batch]:
+    """Parse what is new in a line-based log, a chunk at a time; no store access.
+
+    Resumes from ``row`` (offset and parser state) when the file is the same one and
+    did not shrink, else from 0 (truncated or replaced: the dedup keys make the re-read
+    idempotent). A partial last line is left for the next read. Raises ``OSError``.
+    """
+    same = (
+        row is not None
+        and row.dev == st.st_dev
+        and row.ino == st.st_ino
+        and st.st_size >= row.offset
+    )
+    if row is not None and same and st.st_size == row.offset:
+        return
+    offset = row.offset if same and row is not None else 0
+    state = row.state if same and row is not None else None
+    malformed = row.malformed if same and row is not None else 0
+    reread = row is not None and not same
+    parser = source.parser(root, path, state)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        pending = b""
+        expected = st.st_size - offset
+        while True:
+            # Ask for what the file holds (plus room for growth since the stat), not a
+            # whole CHUNK: a 4 MB read buffer for a 100 kB file costs page faults.
+            chunk = handle.read(min(CHUNK, max(expected - len(pending), 0) + (64 << 10)))
+            if not chunk:
+                break
+            pending += chunk
+            end = pending.rfind(b"\n")
+            if end < 0:
+                continue  # one line longer than a chunk: keep reading
+            complete, pending = pending[: end + 1], pending[end + 1 :]
+            events: list[UsageEvent] = []
+            observations: list[LimitObservation] = []
+            bad = 0
+            feed = parser.feed
+            for line in complete.split(b"\n"):
+                if not line or line.isspace():
+                    continue
+                try:
+                    records = feed(line)
+                except MalformedLine:
+                    bad += 1
+                    continue
+                for record in records:
+                    if type(record) is UsageEvent:
+                        events.append(record)
+                    else:
+                        observations.append(cast(LimitObservation, record))
+            offset += len(complete)
+            malformed += bad
+            yield Batch(offset, parser.state(), malformed, bad, len(complete), reread,
+                        events, observations)
 
 
 class Tailer:
@@ -131,12 +228,18 @@ class Tailer:
                 found.append((source, root, path))
         return found
 
-    def scan(self, progress: Progress | None = None) -> ScanReport:
-        """Read everything new under every root."""
+    def scan(self, progress: Progress | None = None, *, workers: int = 1) -> ScanReport:
+        """Read everything new under every root.
+
+        ``workers`` > 1 lets a big scan (a first one, or a long time away) parse files
+        in that many forked processes while this one writes (:mod:`tokend.tail_pool`);
+        results are committed in the same order and with the same offsets as a
+        sequential scan, so the store ends up identical.
+        """
         report = ScanReport(roots=[r for _, r in self.roots])
         report.missing_roots = [r for _, r in self.roots if not r.path.is_dir()]
         targets = self.discover(report.errors)
-        known = {row.path: row for row in self.store.file_rows()}
+        known = self.store.file_marks()
         changed: list[tuple[Source, Root, Path]] = []
         todo: list[int] = []
         for source, root, path in targets:
@@ -144,27 +247,50 @@ class Tailer:
                 st = path.stat()
             except OSError:
                 st = None
-            row = known.get(str(path))
-            if st is not None and row is not None and _unchanged(row, st):
+            mark = known.get(str(path))
+            if st is not None and mark is not None and _unchanged(mark, st):
                 report.files += 1  # nothing new: no need to open it (warm reports)
                 continue
             changed.append((source, root, path))
             size = st.st_size if st is not None else 0
-            same_file = row is not None and st is not None and row.ino == st.st_ino
-            todo.append(max(0, size - (row.offset if row is not None and same_file else 0)))
-        total, done, unflushed = sum(todo), 0, 0
+            same_file = mark is not None and st is not None and mark[1] == st.st_ino
+            todo.append(max(0, size - (mark[2] if mark is not None and same_file else 0)))
+        if not changed:
+            return report
+        total = sum(todo)
         with self.store.grouped():
-            for (source, root, path), size in zip(changed, todo, strict=True):
-                result = self.ingest(source, root, path)
-                report.add(result)
-                done += size
-                unflushed += result.bytes_read
-                if unflushed >= GROUP_BYTES:
-                    self.store.flush_group()
-                    unflushed = 0
-                if progress is not None:
-                    progress(done, total)
+            if total >= BULK_MIN_BYTES:
+                with self.store.bulk_load():
+                    self._read_all(changed, todo, report, progress, workers)
+            else:
+                self._read_all(changed, todo, report, progress, workers)
         return report
+
+    def _read_all(
+        self,
+        changed: list[tuple[Source, Root, Path]],
+        todo: list[int],
+        report: ScanReport,
+        progress: Progress | None,
+        workers: int,
+    ) -> None:
+        total = sum(todo)
+        if workers > 1 and total >= PARALLEL_MIN_BYTES:
+            from tokend.tail_pool import read_in_parallel
+
+            if read_in_parallel(self, changed, todo, report, progress, workers):
+                return
+        done, unflushed = 0, 0
+        for (source, root, path), size in zip(changed, todo, strict=True):
+            result = self.ingest(source, root, path)
+            report.add(result)
+            done += size
+            unflushed += result.bytes_read
+            if unflushed >= GROUP_BYTES:
+                self.store.flush_group()
+                unflushed = 0
+            if progress is not None:
+                progress(done, total)
 
     def ingest(self, source: Source, root: Root, path: Path) -> FileResult:
         """Read what is new in one file; never raises for a bad file."""
@@ -174,70 +300,37 @@ class Tailer:
             if source.whole_file(path):
                 self._ingest_whole(source, root, path, st, result)
             else:
-                self._ingest_lines(source, root, path, st, result)
+                for batch in read_batches(source, root, path, st, self.store.file_row(str(path))):
+                    result.reread = batch.reread
+                    result.malformed += batch.new_malformed
+                    self.commit(source, root, path, st, batch, result)
         except FileNotFoundError:
             pass  # deleted between discovery and reading: its rows stay in the store
         except OSError as exc:
             result.error = f"cannot read {path}: {exc.strerror or exc}"
         return result
 
-    def _ingest_lines(
-        self, source: Source, root: Root, path: Path, st: os.stat_result, result: FileResult
+    def commit(
+        self,
+        source: Source,
+        root: Root,
+        path: Path,
+        st: os.stat_result | StatMarks,
+        batch: Batch,
+        result: FileResult,
     ) -> None:
-        row = self.store.file_row(str(path))
-        same = (
-            row is not None
-            and row.dev == st.st_dev
-            and row.ino == st.st_ino
-            and st.st_size >= row.offset
+        """Store one batch with the file's position after it; count it in ``result``."""
+        events = coalesce(batch.events)
+        result.bytes_read += batch.nbytes
+        result.events += len(events) + len(batch.rows)
+        result.observations += len(batch.observations)
+        self.store.commit_batch(
+            path=str(path), agent=source.agent, root=root.key, dev=st.st_dev,
+            ino=st.st_ino, offset=batch.offset, size=st.st_size, mtime_ns=st.st_mtime_ns,
+            state=batch.state, malformed=batch.malformed, events=events,
+            observations=batch.observations, cost_fn=self.cost_fn,
+            now_ms=int(self.clock() * 1000), rows=batch.rows,
         )
-        if row is not None and same and st.st_size == row.offset:
-            return
-        offset = row.offset if same and row is not None else 0
-        state = row.state if same and row is not None else None
-        malformed = row.malformed if same and row is not None else 0
-        result.reread = row is not None and not same
-        parser = source.parser(root, path, state)
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            pending = b""
-            while True:
-                chunk = handle.read(CHUNK)
-                if not chunk:
-                    break
-                pending += chunk
-                end = pending.rfind(b"\n")
-                if end < 0:
-                    continue  # one line longer than a chunk: keep reading
-                complete, pending = pending[: end + 1], pending[end + 1 :]
-                events: list[UsageEvent] = []
-                observations: list[LimitObservation] = []
-                for line in complete.split(b"\n"):
-                    if not line.strip():
-                        continue
-                    try:
-                        records = parser.feed(line)
-                    except MalformedLine:
-                        malformed += 1
-                        result.malformed += 1
-                        continue
-                    for record in records:
-                        if isinstance(record, UsageEvent):
-                            events.append(record)
-                        else:
-                            observations.append(record)
-                events = coalesce(events)
-                offset += len(complete)
-                result.bytes_read += len(complete)
-                result.events += len(events)
-                result.observations += len(observations)
-                self.store.commit_batch(
-                    path=str(path), agent=source.agent, root=root.key, dev=st.st_dev,
-                    ino=st.st_ino, offset=offset, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                    state=parser.state(), malformed=malformed, events=events,
-                    observations=observations, cost_fn=self.cost_fn,
-                    now_ms=int(self.clock() * 1000),
-                )
 
     def _ingest_whole(
         self, source: Source, root: Root, path: Path, st: os.stat_result, result: FileResult

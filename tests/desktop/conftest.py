@@ -52,10 +52,10 @@ from desktop_harness import (
     DemoTray,
     need,
     start_xvfb_process,
-    stop_process,
     wait_until,
 )
 
+from tests.daemon_harness import stop_process
 from tokend.snapshot import Snapshot
 
 

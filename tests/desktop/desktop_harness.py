@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.daemon_harness import stop_process
 from tokend.snapshot import AgentState, Snapshot, WindowState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,16 +60,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
         time.sleep(0.05)
 
 
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def start_xvfb_process(size: str = "800x600x24") -> tuple[subprocess.Popen[bytes], str]:
     """Start Xvfb on a free display number; return the process and ``":N"``.
 
@@ -95,6 +86,24 @@ def start_xvfb_process(size: str = "800x600x24") -> tuple[subprocess.Popen[bytes
     finally:
         os.close(read_fd)
     return proc, ":" + buf.decode().strip()
+
+
+# -- the tray menu -------------------------------------------------------------------
+
+MENU_ACTIONS = [
+    "---",
+    "Refresh now",
+    "Pause alerts",
+    "  For 1 hour",
+    "  Until tomorrow 08:00",
+    "  Resume alerts",
+    "Open report",
+    "Open config file",
+    "Start at login",
+    "---",
+    "Quit",
+]
+"""The tray menu below the agents' lines, as a panel lists it (``---``: a separator)."""
 
 
 # -- the demo tray -------------------------------------------------------------------
@@ -218,3 +227,14 @@ def window_pixels(win: Any) -> Any:
     geo = win.get_geometry()
     raw = win.get_image(0, 0, geo.width, geo.height, Xlib.X.ZPixmap, 0xFFFFFFFF)
     return Image.frombytes("RGB", (geo.width, geo.height), raw.data, "raw", "BGRX")
+
+
+def count_colour(img: Any, rgb: tuple[int, int, int], tol: int = 12) -> int:
+    """Opaque pixels of the PIL image ``img`` within ``tol`` of ``rgb``: how the tests
+    tell which face (neutral, amber, red, hollow) a gauge was drawn with."""
+    rgba: Any = img.convert("RGBA")
+    return sum(
+        1
+        for p in rgba.get_flattened_data()
+        if p[3] > 200 and all(abs(p[i] - rgb[i]) <= tol for i in range(3))
+    )

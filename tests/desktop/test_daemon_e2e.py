@@ -19,20 +19,24 @@ panel) gets from outside:
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_rig import DaemonRig, hhmm
 from desktop_fakes import FakeNotificationServer, FakeStatusNotifierWatcher, Notification
-from desktop_harness import docked_windows, wait_until, window_pixels
+from desktop_harness import (
+    MENU_ACTIONS,
+    count_colour,
+    docked_windows,
+    wait_until,
+    window_pixels,
+)
 from PIL import Image
 
+from tests.daemon_harness import fake_machine
 from tokend.gauge import COLOURS
 
 pytestmark = pytest.mark.desktop
@@ -43,13 +47,8 @@ QUIET = 1.0
 
 @pytest.fixture
 def rig(desktop_env: dict[str, str]) -> Iterator[DaemonRig]:
-    base = Path(tempfile.mkdtemp(prefix="tke", dir="/tmp"))  # socket paths stay short
-    machine = DaemonRig(base, desktop_env)
-    try:
+    with fake_machine(lambda base: DaemonRig(base, desktop_env), "tke") as machine:
         yield machine
-    finally:
-        machine.close()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _quiet(notifications: FakeNotificationServer, count: int, rig: DaemonRig) -> None:
@@ -58,16 +57,6 @@ def _quiet(notifications: FakeNotificationServer, count: int, rig: DaemonRig) ->
     time.sleep(QUIET)
     got = [(n.summary, n.body) for n in notifications.received]
     assert len(got) == count, got
-
-
-def _count(img: Image.Image, rgb: tuple[int, int, int], tol: int = 12) -> int:
-    """Opaque pixels within ``tol`` of ``rgb``."""
-    rgba: Any = img.convert("RGBA")
-    return sum(
-        1
-        for p in rgba.get_flattened_data()
-        if p[3] > 200 and all(abs(p[i] - rgb[i]) <= tol for i in range(3))
-    )
 
 
 def _assert_threshold(n: Notification, threshold: int, now_percent: int, resets_at: float,
@@ -96,7 +85,7 @@ def test_appindicator_item_menu_and_pause(
     rig.codex_usage(62.0, resets, weekly=20.0)
     proc = rig.start(env=dict(rig.env, PYSTRAY_BACKEND="appindicator"))
     rig.wait_percent(62.0)
-    tray = rig.status()["daemon"]["tray"]  # type: ignore[index]
+    tray = rig.read_status()["daemon"]["tray"]  # type: ignore[index]
     assert tray.startswith("appindicator (StatusNotifierWatcher"), tray
 
     # The item registers, then GTK's loop makes it Active; the daemon's first
@@ -109,8 +98,8 @@ def test_appindicator_item_menu_and_pause(
     icon = Image.open(props["IconName"])
     assert icon.size == (64, 64)
     # 62 % is past the first threshold (60) and below the top one (95): amber.
-    assert _count(icon, COLOURS["warn"]) > 300
-    assert _count(icon, COLOURS["critical"]) == 0
+    assert count_colour(icon, COLOURS["warn"]) > 300
+    assert count_colour(icon, COLOURS["critical"]) == 0
 
     labels = sni_watcher.labels()
     head, tail = labels[:2], labels[2:]
@@ -120,19 +109,7 @@ def test_appindicator_item_menu_and_pause(
     assert head[1].startswith("weekly 20 % (official) · resets "), labels
     if tail[0].startswith("burn "):  # the pace line, when the tokens allow one
         tail = tail[1:]
-    assert tail == [
-        "---",
-        "Refresh now",
-        "Pause alerts",
-        "  For 1 hour",
-        "  Until tomorrow 08:00",
-        "  Resume alerts",
-        "Open report",
-        "Open config file",
-        "Start at login",
-        "---",
-        "Quit",
-    ], labels
+    assert tail == MENU_ACTIONS, labels
     start_at_login = next(i for i in sni_watcher.menu() if i.get("label") == "Start at login")
     assert start_at_login.get("toggle-state") == 0  # not installed in the fake HOME
 
@@ -150,7 +127,7 @@ def test_appindicator_item_menu_and_pause(
     until = datetime.fromisoformat(wait_until(paused, 10.0, "the daemon to pause alerts"))
     assert abs(until - (clicked + timedelta(hours=1))) < timedelta(seconds=30), until
     # The daemon persisted and published it; the menu follows the daemon's snapshot.
-    wait_until(lambda: rig.status()["alerts_paused_until"], 5.0, "status.json to follow")  # type: ignore[index]
+    wait_until(lambda: rig.read_status()["alerts_paused_until"], 5.0, "status.json to follow")  # type: ignore[index]
     wait_until(lambda: f"Alerts paused until {until:%H:%M}" in sni_watcher.labels(), 10.0,
                "the menu to show the pause")
 
@@ -192,7 +169,7 @@ def test_xembed_icon_docks_in_the_tray_host(
     rig.codex_usage(62.0, resets)
     proc = rig.start("--no-notify", env=dict(rig.env, PYSTRAY_BACKEND=backend))
     rig.wait_percent(62.0)
-    tray = rig.status()["daemon"]["tray"]  # type: ignore[index]
+    tray = rig.read_status()["daemon"]["tray"]  # type: ignore[index]
     assert tray.startswith(f"{backend} (") and "XEmbed system tray" in tray, tray
 
     wins = wait_until(lambda: docked_windows(tray_host, wm_class), 10.0,
@@ -210,10 +187,10 @@ def test_xembed_icon_docks_in_the_tray_host(
             img = window_pixels(win)
         except (Xlib.error.BadMatch, Xlib.error.BadWindow):
             return None
-        return img if _count(img, COLOURS["warn"], 30) > 20 else None
+        return img if count_colour(img, COLOURS["warn"], 30) > 20 else None
 
     img = wait_until(amber, 10.0, "the amber gauge (62 %) to be drawn in the tray")
-    assert _count(img, COLOURS["critical"], 30) == 0
+    assert count_colour(img, COLOURS["critical"], 30) == 0
     if backend == "xorg":  # the title is the icon window's name (the tooltip)
         title = f"Codex 5h 62 % (official) · resets {hhmm(resets)}"
         wait_until(lambda: win.get_wm_name() == title, 5.0, f"the window name {title!r}")

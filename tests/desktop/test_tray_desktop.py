@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from desktop_fakes import FakeNotificationServer, FakeStatusNotifierWatcher
-from desktop_harness import DemoTray, demo_snapshot, wait_until
+from desktop_harness import (
+    MENU_ACTIONS,
+    DemoTray,
+    count_colour,
+    demo_snapshot,
+    wait_until,
+    window_pixels,
+    x_windows,
+)
 from PIL import Image
 
 from tokend.gauge import COLOURS, HOLLOW_FACE
@@ -22,15 +30,6 @@ from tokend.notify import Notifier, app_icon_path
 from tokend.tray import tray_available
 
 pytestmark = pytest.mark.desktop
-
-
-def _count(img: Image.Image, rgb: tuple[int, int, int], tol: int = 12) -> int:
-    rgba = img.convert("RGBA")
-    return sum(
-        1
-        for p in rgba.get_flattened_data()  # type: ignore[attr-defined]
-        if p[3] > 200 and all(abs(p[i] - rgb[i]) <= tol for i in range(3))
-    )
 
 
 def test_appindicator_item_menu_and_click(
@@ -45,8 +44,8 @@ def test_appindicator_item_menu_and_click(
     icon = Image.open(props["IconName"])
     assert icon.size == (64, 64)
     # 83 % is between the 80 and 95 thresholds: the amber warning face.
-    assert _count(icon, COLOURS["warn"]) > 300
-    assert _count(icon, COLOURS["critical"]) == 0
+    assert count_colour(icon, COLOURS["warn"]) > 300
+    assert count_colour(icon, COLOURS["critical"]) == 0
 
     assert sni_watcher.labels() == [
         "Claude · 5h 83 % (official) · resets 14:30 (in 2 h 15 m)",
@@ -54,17 +53,7 @@ def test_appindicator_item_menu_and_click(
         "burn 1.2k tok/min · runs out 13:50",
         "---",
         "Codex · 5h 12 % (official) · resets 16:15 (in 4 h)",
-        "---",
-        "Refresh now",
-        "Pause alerts",
-        "  For 1 hour",
-        "  Until tomorrow 08:00",
-        "  Resume alerts",
-        "Open report",
-        "Open config file",
-        "Start at login",
-        "---",
-        "Quit",
+        *MENU_ACTIONS,
     ]
     resume = next(i for i in sni_watcher.menu() if i.get("label") == "Resume alerts")
     assert resume.get("enabled", True) is False  # nothing to resume yet
@@ -91,28 +80,8 @@ def test_appindicator_estimate_at_critical_is_hollow_red(
     assert props["Title"].startswith("Claude 5h 97 % (estimate)")
     icon = Image.open(props["IconName"])
     # An estimate is a red frame around a dark face (an official figure is solid red).
-    assert _count(icon, COLOURS["critical"]) > 400
-    assert _count(icon, HOLLOW_FACE, 4) > 800
-
-
-def _windows(root: Any, wm_class: str) -> list[Any]:
-    """Every window below ``root`` with ``wm_class``; windows may vanish mid-walk."""
-    import Xlib.error
-
-    try:
-        children = root.query_tree().children
-    except Xlib.error.BadWindow:
-        return []
-    found = []
-    for child in children:
-        try:
-            cls = child.get_wm_class()
-        except Xlib.error.BadWindow:
-            continue
-        if cls and wm_class in cls:
-            found.append(child)
-        found += _windows(child, wm_class)
-    return found
+    assert count_colour(icon, COLOURS["critical"]) > 400
+    assert count_colour(icon, HOLLOW_FACE, 4) > 800
 
 
 def _docked(display: Any, wm_class: str) -> Any:
@@ -122,7 +91,7 @@ def _docked(display: Any, wm_class: str) -> Any:
     def find() -> Any:
         import Xlib.error
 
-        for win in _windows(root, wm_class):
+        for win in x_windows(root, wm_class):
             try:
                 if win.query_tree().parent.id != root.id:
                     return win
@@ -131,14 +100,6 @@ def _docked(display: Any, wm_class: str) -> Any:
         return None
 
     return wait_until(find, 10.0, f"a {wm_class} window docked in the tray")
-
-
-def _pixels(win: Any) -> Image.Image:
-    import Xlib.X
-
-    geo = win.get_geometry()
-    raw = win.get_image(0, 0, geo.width, geo.height, Xlib.X.ZPixmap, 0xFFFFFFFF)
-    return Image.frombytes("RGB", (geo.width, geo.height), raw.data, "raw", "BGRX")
 
 
 def test_xorg_icon_docks_in_trayer_with_title_and_colour(tray_host: Any, run_tray: Any) -> None:
@@ -158,13 +119,13 @@ def test_xorg_icon_docks_in_trayer_with_title_and_colour(tray_host: Any, run_tra
         try:  # GetImage fails with BadMatch until trayer has mapped the window
             if win.get_attributes().map_state != Xlib.X.IsViewable:
                 return None
-            img = _pixels(win)
+            img = window_pixels(win)
         except Xlib.error.BadMatch:
             return None
-        return img if _count(img, COLOURS["critical"], 30) > 40 else None
+        return img if count_colour(img, COLOURS["critical"], 30) > 40 else None
 
     img = wait_until(red_icon, 5.0, "the red gauge to be drawn")
-    assert _count(img, COLOURS["warn"], 30) == 0
+    assert count_colour(img, COLOURS["warn"], 30) == 0
     # pystray's xorg backend drops clicks unless the tray asks for them (patched).
     _click_until(win, 1, tray, "open_report")
 

@@ -14,157 +14,48 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tokend import ipc
+from tests.daemon_harness import (
+    FakeMachine,
+    agent_window,
+    append,
+    claude_line,
+    fake_machine,
+    now_iso,
+    wait_for,
+)
 from tokend.errors import DaemonNotRunning, TokendError
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 # -- helpers ------------------------------------------------------------------------
 
 
-class Env:
-    """A fake machine: TOKEND_HOME plus Claude, Codex and Gemini homes."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.home = base / "h"
-        self.tokend = base / "t"
-        self.claude = base / "claude"  # CLAUDE_CONFIG_DIR
-        self.codex = base / "codex"  # CODEX_HOME
-        self.gemini = base / "gem"  # GEMINI_CLI_HOME
-        self.home.mkdir()
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKEND_", "XDG_"))}
-        env.update(
-            HOME=str(self.home), TOKEND_HOME=str(self.tokend),
-            CLAUDE_CONFIG_DIR=str(self.claude), CODEX_HOME=str(self.codex),
-            GEMINI_CLI_HOME=str(self.gemini), PYTHONPATH=str(REPO),
-            TOKEND_DAEMON__DEBOUNCE_MS="20",
-        )
-        return env
-
-    @property
-    def run(self) -> Path:
-        return self.tokend / "run"
-
-    @property
-    def status(self) -> Path:
-        return self.run / "status.json"
+class Env(FakeMachine):
+    """A fake machine whose daemons run without tray and notifications."""
 
     @property
     def store(self) -> Path:
         return self.tokend / "data" / "usage.sqlite3"
 
-    def tokend_cmd(self, *args: str, timeout: float = 30,
-                   stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tokend", *args], env=self.env, capture_output=True,
-            timeout=timeout, input=stdin.decode() if stdin is not None else None, text=True,
-            cwd=self.base, check=False,
-        )
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokend", "run", "--no-tray", "--no-notify", *extra],
-            env=self.env, cwd=self.base, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.procs.append(proc)
-        wait_for(lambda: self.status.exists() and self.daemon_pid() == proc.pid, 20,
-                 lambda: f"daemon did not publish; stderr: {_stderr(proc)}")
-        return proc
+    def start(self, *extra: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        return super().start("--no-tray", "--no-notify", *extra, **kwargs)
 
     def daemon_pid(self) -> int | None:
         data = self.read_status()
         return (data or {}).get("daemon", {}).get("pid") if data else None
 
-    def read_status(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.status.read_text())  # type: ignore[no-any-return]
-        except (OSError, ValueError):
-            return None
-
-    def request(self, cmd: str, **fields: Any) -> Any:
-        return ipc.request(self.run / "tokend.sock", cmd, timeout=10, **fields)
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-            if proc.stderr:
-                proc.stderr.close()
-
-
-def _stderr(proc: subprocess.Popen[bytes]) -> str:
-    if proc.poll() is None or proc.stderr is None:
-        return "(still running)"
-    return proc.stderr.read().decode(errors="replace")[-3000:]
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 10.0,
-             why: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s {why()}")
-
 
 @pytest.fixture
 def fake() -> Iterator[Env]:
-    # A short base path: a unix socket path must stay under ~100 bytes.
-    base = Path(tempfile.mkdtemp(prefix="tkd", dir="/tmp"))
-    env = Env(base)
-    try:
+    with fake_machine(Env, "tkd") as env:
         yield env
-    finally:
-        env.stop_all()
-        subprocess.run(["rm", "-rf", str(base)], check=False)
-
-
-def now_iso(delta: timedelta = timedelta()) -> str:
-    return (datetime.now(timezone.utc) + delta).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-def claude_line(tokens: int = 100, session: str = "s1", **over: Any) -> str:
-    """An assistant line as Claude Code writes it (one API response)."""
-    line = {
-        "parentUuid": None, "isSidechain": False, "userType": "external",
-        "cwd": "/home/dev/acme", "sessionId": session, "version": "2.1.240",
-        "gitBranch": "main", "type": "assistant", "requestId": f"req_{uuid.uuid4().hex}",
-        "message": {
-            "model": "claude-sonnet-4-5-20250929", "id": f"msg_{uuid.uuid4().hex}",
-            "type": "message", "role": "assistant",
-            "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-            "usage": {
-                "input_tokens": tokens, "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0, "output_tokens": 10,
-                "service_tier": "standard",
-            },
-        },
-        "uuid": str(uuid.uuid4()), "timestamp": now_iso(),
-    }
-    line.update(over)
-    return json.dumps(line) + "\n"
 
 
 def codex_lines(totals: list[int], session: str | None = None) -> str:
@@ -195,29 +86,13 @@ def codex_lines(totals: list[int], session: str | None = None) -> str:
     return "".join(json.dumps(o) + "\n" for o in out)
 
 
-def window(data: dict[str, Any] | None, agent: str, kind: str = "5h") -> dict[str, Any]:
-    """The window of the first found root of ``agent`` (empty dict when absent)."""
-    for entry in (data or {}).get("agents", []):
-        if entry["agent"] == agent and entry.get("found", True):
-            for w in entry["windows"]:
-                if w["kind"] == kind:
-                    return w  # type: ignore[no-any-return]
-    return {}
-
-
 def used(fake: Env, agent: str = "claude") -> int:
-    return int(window(fake.read_status(), agent).get("used_tokens") or 0)
+    return int(agent_window(fake.read_status(), agent).get("used_tokens") or 0)
 
 
 def wait_used(fake: Env, expected: int, agent: str = "claude", timeout: float = 10) -> None:
     wait_for(lambda: used(fake, agent) == expected, timeout,
              lambda: f"{agent} used {used(fake, agent)}, expected {expected}")
-
-
-def append(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write(text)
 
 
 def session_file(fake: Env, project: str = "-home-dev-acme", session: str = "s1") -> Path:
@@ -314,11 +189,7 @@ def test_kill_9_mid_ingest_then_restart_equals_a_clean_scan(fake: Env) -> None:
         lines = 3000 if n % 3 == 0 else 1000
         append(projects / f"-p{n}" / f"s{n}.jsonl",
                "".join(claude_line(i % 50 + 1, session=f"s{n}") for i in range(lines)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tokend", "run", "--no-tray", "--no-notify"],
-        env=fake.env, cwd=fake.base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    fake.procs.append(proc)
+    proc = fake.spawn("--no-tray", "--no-notify")
     # Kill while the initial scan is writing: some files committed, some half.
     wait_for(lambda: fake.store.exists() and _events_or_zero(fake.store) > 0, 20)
     proc.send_signal(signal.SIGKILL)
@@ -368,9 +239,9 @@ def test_parallel_statusline_calls_never_see_a_partial_file(fake: Env) -> None:
     try:
         # in-process readers: every read of status.json parses
         for _ in range(300):
-            text = fake.status.read_text()
+            text = fake.status_json.read_text()
             json.loads(text)
-            txt = (fake.run / "statusline.txt").read_text()
+            txt = (fake.run_dir / "statusline.txt").read_text()
             if not txt.endswith("\n") or not txt.startswith("claude"):
                 bad.append(txt)
         procs = [
@@ -396,7 +267,7 @@ def test_claude_statusline_stdin_makes_provenance_official(fake: Env) -> None:
     append(log, claude_line(100))
     fake.start()
     wait_used(fake, 110)
-    assert window(fake.read_status(), "claude")["provenance"] != "official"
+    assert agent_window(fake.read_status(), "claude")["provenance"] != "official"
     now = time.time()
     payload = {
         "session_id": "s1", "transcript_path": str(log), "cwd": "/home/dev/acme",
@@ -408,15 +279,15 @@ def test_claude_statusline_stdin_makes_provenance_official(fake: Env) -> None:
             "seven_day": {"used_percentage": 61.0, "resets_at": int(now + 3 * 86400)},
         },
     }
-    done = fake.tokend_cmd("statusline", stdin=json.dumps(payload).encode())
+    done = fake.cli("statusline", stdin=json.dumps(payload))
     assert done.returncode == 0, done.stderr
     assert "5h 38%" in done.stdout and "wk 61%" in done.stdout and "$0.41" in done.stdout
     assert "ctx 12%" in done.stdout
-    wait_for(lambda: window(fake.read_status(), "claude")["provenance"] == "official", 10)
-    five = window(fake.read_status(), "claude")
+    wait_for(lambda: agent_window(fake.read_status(), "claude")["provenance"] == "official", 10)
+    five = agent_window(fake.read_status(), "claude")
     assert five["percent"] == pytest.approx(37.5, abs=0.01)
-    assert window(fake.read_status(), "claude", "weekly")["provenance"] == "official"
-    assert not list((fake.run / "spool").glob("*.json"))  # consumed
+    assert agent_window(fake.read_status(), "claude", "weekly")["provenance"] == "official"
+    assert not list((fake.run_dir / "spool").glob("*.json"))  # consumed
 
 
 # -- control socket ----------------------------------------------------------------------
@@ -439,7 +310,7 @@ def test_control_socket_commands(fake: Env) -> None:
     fake.request("observe", kind="claude_statusline", payload={
         "session_id": "x", "rate_limits": {
             "five_hour": {"used_percentage": 80, "resets_at": int(now + 3600)}}})
-    wait_for(lambda: window(fake.read_status(), "claude").get("percent") == 80, 5)
+    wait_for(lambda: agent_window(fake.read_status(), "claude").get("percent") == 80, 5)
     with pytest.raises(TokendError, match="refused"):
         fake.request("observe", kind="nonsense", payload={})
     assert fake.request("reload")["queued"] is True
@@ -447,7 +318,7 @@ def test_control_socket_commands(fake: Env) -> None:
     import socket
 
     sock = socket.socket(socket.AF_UNIX)
-    sock.connect(str(fake.run / "tokend.sock"))
+    sock.connect(str(fake.run_dir / "tokend.sock"))
     sock.sendall(b'{"version": 99, "cmd": "status"}\nnot json\n')
     replies = b""
     while replies.count(b"\n") < 2:
@@ -469,20 +340,20 @@ def test_sigterm_stops_within_two_seconds_and_cleans_up(fake: Env) -> None:
     proc.wait(5)
     assert time.monotonic() - started < 2.0
     assert proc.returncode == 0
-    assert not fake.status.exists() and not (fake.run / "tokend.sock").exists()
-    done = fake.tokend_cmd("statusline")
+    assert not fake.status_json.exists() and not (fake.run_dir / "tokend.sock").exists()
+    done = fake.cli("statusline")
     assert done.stdout.strip() == "tokend: not running"
 
 
 def test_sighup_reloads_the_config(fake: Env) -> None:
     append(session_file(fake), claude_line(10))
     proc = fake.start()
-    assert window(fake.read_status(), "claude").get("percent") is None
+    assert agent_window(fake.read_status(), "claude").get("percent") is None
     config = fake.tokend / "config" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("[claude]\nplan = \"custom\"\nfive_hour_tokens = 100\n")
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: window(fake.read_status(), "claude").get("percent") is not None, 10)
+    wait_for(lambda: agent_window(fake.read_status(), "claude").get("percent") is not None, 10)
     # a broken file is refused and the daemon keeps running
     config.write_text("[claude\n")
     proc.send_signal(signal.SIGHUP)
@@ -493,7 +364,7 @@ def test_sighup_reloads_the_config(fake: Env) -> None:
 
 def test_one_instance_per_home(fake: Env) -> None:
     fake.start()
-    second = fake.tokend_cmd("run", "--no-tray", "--no-notify", timeout=30)
+    second = fake.cli("run", "--no-tray", "--no-notify", timeout=30)
     assert second.returncode == 1
     assert "already runs" in second.stderr
 
@@ -502,23 +373,23 @@ def test_one_instance_per_home(fake: Env) -> None:
 
 
 def test_stale_lock_and_left_over_socket_and_corrupt_status(fake: Env) -> None:
-    fake.run.mkdir(parents=True)
+    fake.run_dir.mkdir(parents=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (fake.run / "tokend.lock").write_text(f"{dead.pid}\n")
+    (fake.run_dir / "tokend.lock").write_text(f"{dead.pid}\n")
     import socket
 
     left = socket.socket(socket.AF_UNIX)
-    left.bind(str(fake.run / "tokend.sock"))
+    left.bind(str(fake.run_dir / "tokend.sock"))
     left.close()  # the file stays, nobody listens
-    fake.status.write_text('{"version": 1, "agents": [')
-    assert fake.tokend_cmd("statusline").stdout.strip() == "tokend: not running"
+    fake.status_json.write_text('{"version": 1, "agents": [')
+    assert fake.cli("statusline").stdout.strip() == "tokend: not running"
     assert "not running" in _status_line(fake)
     append(session_file(fake), claude_line(10))
     fake.start()
     wait_used(fake, 20)
     assert fake.request("ping")["pid"] == fake.daemon_pid()
-    assert (fake.run / "tokend.lock").read_text().split()[0] == str(fake.daemon_pid())
+    assert (fake.run_dir / "tokend.lock").read_text().split()[0] == str(fake.daemon_pid())
 
 
 def _status_line(fake: Env) -> str:
@@ -539,24 +410,24 @@ def test_daemon_status_line_says_pid_uptime_and_last_ingest(fake: Env) -> None:
 
 
 def test_start_stop_restart_in_the_background(fake: Env) -> None:
-    started = fake.tokend_cmd("start", "--no-tray", "--no-notify")
+    started = fake.cli("start", "--no-tray", "--no-notify")
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.split("pid ")[1].split(")")[0])
     try:
         assert fake.request("ping")["pid"] == pid
         # detached: its own session, not our process group
         assert os.getsid(pid) == pid
-        again = fake.tokend_cmd("start", "--no-tray", "--no-notify")
+        again = fake.cli("start", "--no-tray", "--no-notify")
         assert "already runs" in again.stdout
-        restarted = fake.tokend_cmd("restart", "--no-tray", "--no-notify")
+        restarted = fake.cli("restart", "--no-tray", "--no-notify")
         assert restarted.returncode == 0, restarted.stderr
         new_pid = fake.request("ping")["pid"]
         assert new_pid != pid
-        stopped = fake.tokend_cmd("stop")
+        stopped = fake.cli("stop")
         assert stopped.returncode == 0 and f"pid {new_pid}" in stopped.stdout
         with pytest.raises(DaemonNotRunning):
             fake.request("ping")
-        assert "not running" in fake.tokend_cmd("stop").stdout
+        assert "not running" in fake.cli("stop").stdout
     finally:
         _kill_daemon(fake)
 
@@ -565,7 +436,7 @@ def _kill_daemon(fake: Env) -> None:
     """Leave no background daemon behind, whatever failed."""
     from tokend.daemon import lock_holder
 
-    pid = lock_holder(fake.run / "tokend.lock")
+    pid = lock_holder(fake.run_dir / "tokend.lock")
     if pid and pid > 0:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

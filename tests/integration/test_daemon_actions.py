@@ -16,7 +16,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,16 +23,20 @@ from typing import Any, ClassVar
 
 import pytest
 
-import tokend
+from tests.daemon_harness import (
+    FakeMachine,
+    FakeNotifier,
+    agent_window,
+    append,
+    claude_line,
+    fake_machine,
+    stand_in_adapters,
+    wait_for,
+)
 from tokend.context import Context
 from tokend.daemon import Daemon, lock_holder
 from tokend.snapshot import Snapshot
 from tokend.tray import TrayUnavailable
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_daemon import append, claude_line, wait_for
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 class Opened:
@@ -77,39 +80,12 @@ class BrokenTray:
         pass
 
 
-class FakeNotifier:
-    sent: ClassVar[list[tuple[str, str, str, Any]]] = []
-
-    def __init__(self, app_name: str = "tokend", icon: Path | None = None) -> None:
-        pass
-
-    def send(self, title: str, body: str, urgency: str = "normal", on_click: Any = None) -> None:
-        FakeNotifier.sent.append((title, body, urgency, on_click))
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def stand_ins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    tray = types.ModuleType("tokend.tray")
-    tray.tray_available = lambda env: (True, "stand-in")  # type: ignore[attr-defined]
-    tray.Tray = BrokenTray  # type: ignore[attr-defined]
-    notify = types.ModuleType("tokend.notify")
-    notify.Notifier = FakeNotifier  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tokend.tray", tray)
-    monkeypatch.setitem(sys.modules, "tokend.notify", notify)
-    monkeypatch.setattr(tokend, "tray", tray, raising=False)
-    monkeypatch.setattr(tokend, "notify", notify, raising=False)
     BrokenTray.instances.clear()
     BrokenTray.mode = "raise"
-    FakeNotifier.sent.clear()
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with stand_in_adapters(monkeypatch, BrokenTray):
         yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def _base() -> Path:
@@ -202,47 +178,39 @@ sys.exit(Daemon(ctx, tray=True, notify=False).run())
 """
 
 
-def test_the_real_tray_without_a_display_goes_headless(tmp_path: Path) -> None:
-    base = _base()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TOKEND_", "XDG_", "DBUS_", "CLAUDE_", "CODEX_", "PYSTRAY_"))}
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    env.update(_env(base), PYTHONPATH=str(REPO))
-    log = base / "claude" / "projects" / "-p" / "s.jsonl"
-    append(log, claude_line(100))
-    status = base / "t" / "run" / "status.json"
-    proc = subprocess.Popen([sys.executable, "-c", FORCED_TRAY], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        def published() -> dict[str, Any] | None:
-            try:
-                data: dict[str, Any] = json.loads(status.read_text())
-            except (OSError, ValueError):
-                return None
-            return data if data["daemon"]["tray"].startswith("headless") else None
+def test_the_real_tray_without_a_display_goes_headless() -> None:
+    inherit = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DBUS_", "PYSTRAY_"))
+               and k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    with fake_machine(FakeMachine, "tka") as machine:
+        env = machine.environment(inherit, TOKEND_CLAUDE__FIVE_HOUR_TOKENS="1000")
+        log = machine.claude / "projects" / "-p" / "s.jsonl"
+        append(log, claude_line(100))
+        proc = subprocess.Popen([sys.executable, "-c", FORCED_TRAY], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            def published() -> dict[str, Any] | None:
+                data = machine.read_status()
+                return data if data and data["daemon"]["tray"].startswith("headless") else None
 
-        data = wait_for(published, 20, lambda: f"{status} not headless")
-        tray = data["daemon"]["tray"]
-        assert tray.startswith("headless: cannot load a tray backend:"), tray
-        assert proc.poll() is None  # still running
-        append(log, claude_line(800))
+            data = wait_for(published, 20, lambda: f"{machine.status_json} not headless")
+            tray = data["daemon"]["tray"]
+            assert tray.startswith("headless: cannot load a tray backend:"), tray
+            assert proc.poll() is None  # still running
+            append(log, claude_line(800))
 
-        def percent() -> float:
-            for agent in json.loads(status.read_text())["agents"]:
-                if agent["agent"] == "claude":
-                    return float(agent["windows"][0]["percent"] or 0)
-            return 0.0
+            def percent() -> float:
+                return float(agent_window(machine.read_status(), "claude").get("percent") or 0)
 
-        wait_for(lambda: percent() > 90, 10, lambda: f"percent {percent()}")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = proc.stderr.read() if proc.stderr else ""
-    assert stderr.count("running headless") == 1, stderr
+            wait_for(lambda: percent() > 90, 10, lambda: f"percent {percent()}")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stderr = proc.stderr.read() if proc.stderr else ""
+        assert stderr.count("running headless") == 1, stderr
 
 
 # -- 3: Open report ------------------------------------------------------------------------

@@ -7,12 +7,10 @@ thread, as pystray's would.
 
 from __future__ import annotations
 
-import signal
 import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,12 +19,10 @@ from typing import Any, ClassVar
 import pytest
 
 import tokend
+from tests.daemon_harness import FakeNotifier, append, claude_line, stand_in_adapters, wait_for
 from tokend.context import Context
 from tokend.daemon import Daemon, lock_holder
 from tokend.snapshot import Snapshot
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_daemon import append, claude_line, wait_for
 
 
 class FakeTray:
@@ -51,41 +47,11 @@ class FakeTray:
         self.stopped.set()
 
 
-class FakeNotifier:
-    sent: ClassVar[list[tuple[str, str, str]]] = []
-
-    def __init__(self, app_name: str, icon: Path | None) -> None:
-        pass
-
-    def send(self, title: str, body: str, urgency: str = "normal",
-             on_click: Any = None) -> None:
-        FakeNotifier.sent.append((title, body, urgency))
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def stand_ins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    tray = types.ModuleType("tokend.tray")
-    tray.tray_available = lambda env: (True, "stand-in")  # type: ignore[attr-defined]
-    tray.Tray = FakeTray  # type: ignore[attr-defined]
-    notify = types.ModuleType("tokend.notify")
-    notify.Notifier = FakeNotifier  # type: ignore[attr-defined]
-    # `from tokend import tray` looks at the package attribute before sys.modules,
-    # and another test may have imported the real modules already.
-    monkeypatch.setitem(sys.modules, "tokend.tray", tray)
-    monkeypatch.setitem(sys.modules, "tokend.notify", notify)
-    monkeypatch.setattr(tokend, "tray", tray, raising=False)
-    monkeypatch.setattr(tokend, "notify", notify, raising=False)
     FakeTray.instances.clear()
-    FakeNotifier.sent.clear()
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with stand_in_adapters(monkeypatch, FakeTray):
         yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def test_tray_on_the_main_thread_gets_snapshots_and_actions_work(stand_ins: None) -> None:

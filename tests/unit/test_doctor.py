@@ -85,8 +85,11 @@ def test_roots_found_counted_and_missing(tmp_path: Path) -> None:
 
     project = tmp_path / ".claude" / "projects" / "-home-ada-app"
     project.mkdir(parents=True)
+    older = (NOW - timedelta(days=2)).timestamp()
     for i in range(3):
         (project / f"s{i}.jsonl").write_text("{}\n")
+        # The files' mtimes are set relative to the fixed NOW, not the real clock.
+        os.utime(project / f"s{i}.jsonl", (older, older))
     (project / "notes.txt").write_text("not a log")
     recent = (NOW - timedelta(minutes=5)).timestamp()
     os.utime(project / "s1.jsonl", (recent, recent))

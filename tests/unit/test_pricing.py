@@ -223,3 +223,15 @@ def test_normalize_model() -> None:
     assert normalize_model("eu.anthropic.claude-sonnet-4-5-20250929-v1:0") == (
         "claude-sonnet-4-5-20250929"
     )
+
+
+def test_fingerprint_covers_every_price_field(tmp_path: Path) -> None:
+    # _price_dict spells out dataclasses.asdict (faster); a new field must reach it too.
+    from dataclasses import asdict
+
+    from tokend.pricing import _price_dict
+
+    table = PriceTable.load(write(tmp_path, '[models."x"]\ninput = 1\noutput = 1\n'
+                                  'long_context = { threshold = 5, input = 2, output = 2 }\n'))
+    for price in table.models.values():
+        assert _price_dict(price) == asdict(price)

@@ -100,12 +100,33 @@ def walk_files(top: Path, match: Callable[[str], bool], on_error: OnError) -> It
     """Files below ``top`` whose name satisfies ``match``, sorted, at any depth.
 
     Symlinked folders are not followed (no loops); unreadable folders go to
-    ``on_error``. A missing ``top`` yields nothing: roots may appear later.
+    ``on_error``. A missing ``top`` yields nothing: roots may appear later. Uses
+    ``os.scandir`` (the entry says file or folder without a ``stat``): a warm report
+    walks thousands of session files before it can answer.
     """
     if not top.is_dir():
         return
-    for dirpath, dirnames, filenames in os.walk(top, onerror=on_error):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if match(name):
-                yield Path(dirpath) / name
+    stack = [str(top)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=_name)
+        except OSError as exc:
+            on_error(exc)  # unreadable, or removed since its parent was listed
+            continue
+        folders = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                folders.append(entry.path)
+            elif match(entry.name):
+                yield Path(entry.path)
+        stack.extend(reversed(folders))
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name

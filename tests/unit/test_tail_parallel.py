@@ -1,0 +1,163 @@
+"""A big scan: parse workers and the bulk load must leave the store exactly as the
+plain sequential scan does, and a scan cut short must leave it usable.
+
+Real fixture trees of all three agents (streamed copies, sidechain replays read
+before and after their primary, Codex re-emits, legacy Gemini whole files, a
+malformed line, a partial last line), a real SQLite file, real forked workers. The
+size thresholds are lowered so a small tree takes the big-scan paths.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.logbuilders import append
+from tokend import tail, tail_pool
+from tokend.sources.base import Root, Source
+from tokend.sources.claude import SOURCE as CLAUDE
+from tokend.sources.codex import SOURCE as CODEX
+from tokend.sources.gemini import SOURCE as GEMINI
+from tokend.store import Store
+from tokend.tail import Tailer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> list[tuple[Source, Root]]:
+    """All three agents, the Claude tree twice (a resumed session's copies count once)."""
+    claude = tmp_path / "claude" / "projects"
+    shutil.copytree(FIXTURES / "claude" / "projects", claude)
+    shutil.copytree(FIXTURES / "claude" / "projects", tmp_path / "claude-copy" / "projects")
+    # A corrupt line and a line still being written: counted, and left for later.
+    session = next(claude.glob("*/*.jsonl"))
+    append(session, '{"type":"assistant","message":{"usage":', '{"type":"user"', newline=False)
+    codex = tmp_path / "codex"
+    shutil.copytree(FIXTURES / "codex" / "home", codex)
+    gemini = tmp_path / "gemini"
+    shutil.copytree(FIXTURES / "gemini" / "gemini-home", gemini)
+    return [
+        (CLAUDE, Root("claude", claude, "main")),
+        (CLAUDE, Root("claude", tmp_path / "claude-copy" / "projects", "copy")),
+        (CODEX, Root("codex", codex, "codex")),
+        (GEMINI, Root("gemini", gemini, "gemini")),
+    ]
+
+
+def _dump(path: Path) -> tuple[list[tuple[object, ...]], ...]:
+    """Everything a scan writes, with file ids replaced by paths."""
+    db = sqlite3.connect(path)
+    try:
+        events = db.execute(
+            "SELECT e.dedup_key, e.shadow_key, e.rank, e.agent, e.root, e.session_id, "
+            "e.project, e.model, e.ts, e.input, e.output, e.cache_read, e.cache_write_5m, "
+            "e.cache_write_1h, e.reasoning, e.tools, e.sidechain, e.speed, e.cost, f.path "
+            "FROM events e LEFT JOIN files f ON f.id = e.file_id ORDER BY e.dedup_key"
+        ).fetchall()
+        files = db.execute(
+            "SELECT path, dev, ino, offset, size, mtime_ns, state, malformed FROM files "
+            "ORDER BY path"
+        ).fetchall()
+        limits = db.execute(
+            "SELECT agent, root, limit_id, window_minutes, used_percent, resets_at, "
+            "observed_at, source, reached FROM limits ORDER BY 1, 2, 3, 4, 7, 8"
+        ).fetchall()
+        indexes = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        ).fetchall()
+        kv = db.execute("SELECT key FROM kv ORDER BY key").fetchall()
+    finally:
+        db.close()
+    return events, files, limits, indexes, kv
+
+
+def _scan(path: Path, roots: list[tuple[Source, Root]], workers: int) -> tail.ScanReport:
+    with Store(path) as store:
+        return Tailer(store, roots, cost_fn=lambda e: 0.5, clock=lambda: 0.0).scan(
+            workers=workers
+        )
+
+
+def _sequential(tmp_path: Path, roots: list[tuple[Source, Root]]) -> Path:
+    path = tmp_path / "sequential.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tail, "BULK_MIN_BYTES", 1 << 60)
+        _scan(path, roots, workers=1)
+    return path
+
+
+def test_workers_and_bulk_load_store_what_a_sequential_scan_stores(
+    tmp_path: Path, roots: list[tuple[Source, Root]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if tail_pool.available_workers() < 2:
+        pytest.fail("this test needs two CPUs and fork; CI machines have both")
+    expected = _sequential(tmp_path, roots)
+    monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(tail, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tail_pool, "TASK_BYTES", 2000)  # many small tasks, in flight at once
+    report = _scan(tmp_path / "parallel.db", roots, workers=2)
+    assert report.events > 0 and report.malformed >= 1 and not report.errors
+    want, got = _dump(expected), _dump(tmp_path / "parallel.db")
+    assert any(row[16] for row in want[0]), "the fixture has sidechain copies"
+    assert got == want
+
+
+def test_bulk_load_alone_applies_the_replay_rule_once(
+    tmp_path: Path, roots: list[tuple[Source, Root]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _sequential(tmp_path, roots)
+    monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
+    _scan(tmp_path / "bulk.db", roots, workers=1)
+    assert _dump(tmp_path / "bulk.db") == _dump(expected)
+
+
+def test_second_scan_after_a_parallel_one_reads_nothing(
+    tmp_path: Path, roots: list[tuple[Source, Root]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(tail, "PARALLEL_MIN_BYTES", 0)
+    _scan(tmp_path / "s.db", roots, workers=2)
+    again = _scan(tmp_path / "s.db", roots, workers=2)
+    assert (again.bytes_read, again.events) == (0, 0)
+
+
+def test_bulk_load_cut_short_is_finished_by_the_next_open(
+    tmp_path: Path, roots: list[tuple[Source, Root]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan that dies after its first commit leaves whole batches and the mark; the
+    next open rebuilds the indexes and applies the replay rule, and the next scan
+    reads only what was not committed, so the store equals an uninterrupted one."""
+    expected = _sequential(tmp_path, roots)
+    monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(tail, "GROUP_BYTES", 1)  # commit after every file
+    path = tmp_path / "cut.db"
+    store = Store(path)
+    real_commit = store.commit_batch
+    calls = 0
+
+    def dying_commit(**kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 6:
+            raise KeyboardInterrupt  # the user pressed ^C half-way
+        real_commit(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "commit_batch", dying_commit)
+    # _finish_bulk runs on the way out; make it fail too, as if the process died there.
+    def dying_finish() -> None:
+        raise sqlite3.OperationalError("killed")
+
+    monkeypatch.setattr(store, "_finish_bulk", dying_finish)
+    with pytest.raises(KeyboardInterrupt):
+        Tailer(store, roots, cost_fn=lambda e: 0.5, clock=lambda: 0.0).scan()
+    store.db.close()
+    events, files, _limits, indexes, kv = _dump(path)
+    assert events and files and ("bulk_load",) in kv
+    assert ("events_shadow",) not in indexes  # dropped for the load, not yet rebuilt
+    monkeypatch.undo()
+    _scan(path, roots, workers=1)  # opening the store finishes the load first
+    assert _dump(path) == _dump(expected)

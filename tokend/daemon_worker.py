@@ -1,0 +1,392 @@
+"""The daemon's worker thread: reads the logs into the store and republishes.
+
+The worker is the one thread that owns the store connection: SQLite connections are
+bound to their thread, and a single writer needs no locking. Everything that touches
+the store (ingest, rescans, spool files, recompute, alerts, checkpoints) is a
+message on its queue; messages arriving within ``debounce_ms`` of each other are
+handled as one :class:`_Batch`, so a burst of appends costs one recompute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokend.daemon_publish import build_snapshot, publish
+from tokend.daemon_state import DaemonState
+from tokend.errors import TokendError
+from tokend.snapshot import DaemonInfo, Snapshot
+
+if TYPE_CHECKING:
+    from tokend.sources.base import Root, Source
+    from tokend.store import Store
+
+__all__ = ["PAUSE_KEY", "DaemonWorker"]
+
+log = logging.getLogger("tokend.daemon")  # one logger for the whole daemon, as before the split
+
+PAUSE_KEY = "daemon.alerts_paused_until"
+
+
+@dataclass
+class _Batch:
+    """The messages of one debounce interval, merged: a file appended to ten times is
+    read once, and any number of recompute requests cost one recompute."""
+
+    files: dict[str, None] = field(default_factory=dict)
+    dirs: dict[str, None] = field(default_factory=dict)
+    spool: bool = False
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    rescan: bool = False
+    recompute: bool = False
+    watch_check: bool = False
+    reload: bool = False
+    pause: bool = False
+    done: list[threading.Event] = field(default_factory=list)
+
+    def add(self, item: tuple[str, Any]) -> None:
+        kind, value = item
+        match kind:
+            case "file":
+                self.files[value] = None
+            case "dir":
+                self.dirs[value] = None
+            case "spool":
+                self.spool = True
+            case "observe":
+                self.observations.append(value)
+            case "rescan":
+                self.rescan = True
+            case "recompute":
+                self.recompute = True
+            case "watch":
+                self.watch_check = True
+            case "reload":
+                self.reload = True
+            case "pause":
+                self.pause = True
+            case "done":
+                self.done.append(value)
+
+
+class DaemonWorker(DaemonState):
+    """The worker thread's part of the daemon (:meth:`_work` is the thread's target)."""
+
+    if TYPE_CHECKING:  # the control side's, see tokend.daemon_control.DaemonControls
+
+        def open_report(self) -> None: ...
+        def _open(self, path: Path) -> None: ...
+
+    # -- the queue -------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            self._store = self.ctx.open_store()
+            self.paused_until = _load_pause(self._store)
+            self._tailer = self.ctx.tailer(self._store)
+            self._recompute()  # publish what the store knows before the first scan
+            self._full_scan()
+            self._ingest_spool()
+            self._recompute()
+            log.info("initial scan done")
+            while not self.stop_event.is_set():
+                try:
+                    item = self.queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                batch = _Batch()
+                batch.add(item)
+                self._collect(batch)
+                try:
+                    self._process(batch)
+                except TokendError as exc:
+                    log.error("%s", exc)
+                except Exception:
+                    log.exception("error while processing changes")
+                finally:
+                    for event in batch.done:
+                        event.set()
+        except Exception:
+            log.exception("the worker failed; stopping")
+            self._failed = True
+            self.stop_event.set()
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    def _collect(self, batch: _Batch) -> None:
+        debounce = self.ctx.settings.daemon.debounce_ms / 1000
+        deadline = time.monotonic() + debounce
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self.queue.get(timeout=remaining) if remaining > 0 else (
+                    self.queue.get_nowait()
+                )
+            except queue.Empty:
+                return
+            batch.add(item)
+
+    def _process(self, batch: _Batch) -> None:
+        if batch.reload:
+            self._reload()
+        if batch.pause and self._store is not None:
+            until = self.paused_until
+            self._store.set_kv(PAUSE_KEY, until.isoformat() if until else "")
+        if batch.watch_check:
+            self._watcher.update()
+        changed = False
+        for path in batch.files:
+            changed |= self._ingest_path(Path(path))
+        for folder in batch.dirs:
+            changed |= self._ingest_dir(Path(folder))
+        if batch.rescan:
+            self._watcher.update()
+            changed |= self._full_scan()
+        if batch.spool or batch.rescan:
+            changed |= self._ingest_spool()
+        for record in batch.observations:
+            changed |= self._observe(record)
+        if changed or batch.recompute or batch.reload or batch.done:
+            self._recompute()
+
+    # -- reading the logs ------------------------------------------------------------
+
+    def _match(self, path: Path) -> tuple[Source, Root] | None:
+        for source, root in self._roots:
+            if source.wants(root, path):
+                return source, root
+        return None
+
+    def _ingest_path(self, path: Path) -> bool:
+        match = self._match(path)
+        if match is None or self._tailer is None:
+            return False
+        result = self._tailer.ingest(match[0], match[1], path)
+        if result.error:
+            log.warning("%s", result.error)
+        if result.bytes_read:
+            self.last_ingest_at = self.ctx.clock()
+            log.debug("read %d bytes of %s", result.bytes_read, path)
+            return True
+        return False
+
+    def _ingest_dir(self, folder: Path) -> bool:
+        """A new folder (a session folder, or a whole root that appeared): read its files."""
+        changed = False
+        for source, root in self._roots:
+            if folder == root.path or folder in root.path.parents:
+                # the root itself (or a folder above it) appeared: read all of it
+                for path in source.files(root, lambda exc: None):
+                    changed |= self._ingest_path(path)
+            elif root.path in folder.parents:
+                # a new folder inside the root: walk only that folder
+                for dirpath, _, names in os.walk(folder):
+                    for name in sorted(names):
+                        path = Path(dirpath) / name
+                        if source.wants(root, path):
+                            changed |= self._ingest_path(path)
+        return changed
+
+    def _full_scan(self) -> bool:
+        """Every file of every root; stops early when the daemon is asked to stop."""
+        if self._tailer is None:
+            return False
+        changed = False
+        errors: list[str] = []
+        for source, root, path in self._tailer.discover(errors):
+            if self.stop_event.is_set():
+                break
+            result = self._tailer.ingest(source, root, path)
+            if result.bytes_read:
+                changed = True
+        for error in errors:
+            log.warning("%s", error)
+        if changed:
+            self.last_ingest_at = self.ctx.clock()
+        return changed
+
+    def _ingest_spool(self) -> bool:
+        changed = False
+        spool = self.ctx.paths.spool_dir
+        try:
+            names = sorted(p.name for p in spool.iterdir() if p.name.endswith(".json")
+                           and not p.name.startswith("."))
+        except OSError:
+            return False
+        for name in names:
+            # Claim the file by renaming it first: the statusline may replace
+            # claude-<session>.json with a newer figure at any moment, and an unlink
+            # after reading would delete that newer file unread.
+            path = spool / f".claimed-{name}"
+            try:
+                (spool / name).replace(path)
+                record = json.loads(path.read_text(encoding="utf-8"))
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                log.warning("dropping unreadable spool file %s: %s", path, exc)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            changed |= self._observe(record)
+        return changed
+
+    def _observe(self, record: Any) -> bool:
+        """Store an official observation handed in by ``tokend statusline`` or ``observe``."""
+        if not isinstance(record, dict) or record.get("kind") != "claude_statusline":
+            log.warning("ignoring an observation of unknown kind")
+            return False
+        payload = record.get("payload")
+        if not isinstance(payload, dict) or self._store is None:
+            return False
+        from tokend.sources.claude import statusline_observations
+
+        at = record.get("observed_at")
+        observed = (
+            datetime.fromtimestamp(float(at), timezone.utc)
+            if isinstance(at, (int, float)) else self.ctx.clock()
+        )
+        observations = statusline_observations(payload, observed)
+        root = self._claude_root(payload.get("transcript_path"))
+        if not observations or root is None:
+            return False
+        self._store.add_observations(observations, root.key)
+        log.info("recorded %d official Claude observations", len(observations))
+        return True
+
+    def _claude_root(self, transcript: object) -> Root | None:
+        roots = [root for source, root in self._roots if source.agent == "claude"]
+        if isinstance(transcript, str) and transcript:
+            where = Path(transcript)
+            for root in roots:
+                if root.path in where.parents:
+                    return root
+        for root in roots:
+            if root.path.is_dir():
+                return root
+        return roots[0] if roots else None
+
+    def _reload(self) -> None:
+        from tokend.context import Context
+
+        fresh = Context(env=self.ctx.env, home=self.ctx.home, clock=self.ctx.clock)
+        try:
+            fresh.settings  # noqa: B018 - validate before switching
+            roots = fresh.roots()
+        except TokendError as exc:
+            log.error("keeping the old configuration: %s", exc)
+            return
+        self.ctx = fresh
+        self._roots = roots
+        if self._store is not None:
+            self._tailer = fresh.tailer(self._store)
+        self._watcher.update()
+        self._full_scan()
+        log.info("configuration reloaded")
+
+    # -- computing and publishing ----------------------------------------------------
+
+    def _recompute(self) -> None:
+        if self._store is None:
+            return
+        now = self.ctx.clock()
+        info = DaemonInfo(
+            pid=os.getpid(), started_at=self.started_at, last_ingest_at=self.last_ingest_at,
+            tray=self.tray_state,
+        )
+        if self._cache is None:
+            from tokend.state import HistoryCache
+
+            self._cache = HistoryCache()  # windows' history, kept for the daemon's life
+        snapshot = build_snapshot(self.ctx, self._store, now, info, self._roots,
+                                  self.paused_until, self._cache)
+        with self._publish_lock:
+            self.snapshot = snapshot
+            self.published = publish(self.ctx.paths, snapshot,
+                                     self.ctx.settings.daemon.recompute_seconds, now.timestamp())
+        tray = self._tray  # once: the main thread drops it when the tray fails
+        if tray is not None:
+            try:
+                tray.update(snapshot)
+            except Exception:
+                log.exception("the tray failed to update")
+        self._alerts(snapshot, now)
+        self._checkpoints(snapshot, now)
+
+    def _checkpoints(self, snapshot: Snapshot, now: datetime) -> None:
+        """Write the session checkpoints that are due (the module decides; never raises)."""
+        if self._store is None:
+            return
+        from tokend.checkpoint import run_checkpoints
+
+        notifier, store = self._notifier, self._store
+
+        def notify(title: str, body: str, path: Path) -> None:
+            if notifier is not None:
+                self._notify_checkpoint(store, notifier, title, body, path, now)
+
+        run_checkpoints(store, snapshot, self.ctx.settings.checkpoint, now, notify)
+
+    def _notify_checkpoint(
+        self, store: Store, notifier: Any, title: str, body: str, path: Path, now: datetime
+    ) -> None:
+        """"Checkpoint saved", through the alerts' gate: pause, quiet hours and the rate
+        limit; a click opens the checkpoint file.
+
+        The rate limit counts checkpoint notices per agent in a lane of their own
+        (``checkpoint:<agent>``): a checkpoint is written when a window crosses 80 or
+        95 %, the very moment the threshold alert goes out, and a notice held back is
+        never sent later, so sharing the agent's lane would swallow every one of them.
+        """
+        from tokend.alerts import AGENT_NAMES, Alert, allowed, record_sent
+        from tokend.models import utc_ms
+
+        word = body.split(" ", 1)[0]  # the notice names the agent first
+        agent = word if word in AGENT_NAMES else "unknown"
+        alert = Alert(
+            key=f"checkpoint|{path}|{utc_ms(now)}", agent=f"checkpoint:{agent}",
+            kind="checkpoint",
+            title=title, body=body, urgency="normal", extra={"path": str(path)},
+        )
+        if not allowed(alert, store, self.ctx.settings, now, self.paused_until):
+            log.info("checkpoint notification held back (paused, quiet hours or rate "
+                     "limit): %s", path)
+            return
+        notifier.send(title, body, "normal", on_click=lambda: self._open(path))
+        record_sent(store, [alert], now)
+
+    def _alerts(self, snapshot: Snapshot, now: datetime) -> None:
+        if self._notifier is None or self._store is None:
+            return
+        try:
+            from tokend.alerts import due_alerts, record_sent
+        except ImportError:
+            return
+        try:
+            due = due_alerts(snapshot, self._store, self.ctx.settings, now, self.paused_until)
+            for alert in due:
+                self._notifier.send(alert.title, alert.body, alert.urgency,
+                                    on_click=self.open_report)
+            if due:
+                record_sent(self._store, due, now)
+        except Exception:
+            log.exception("cannot evaluate alerts")
+
+
+def _load_pause(store: Store) -> datetime | None:
+    value = store.get_kv(PAUSE_KEY)
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
