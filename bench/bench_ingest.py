@@ -54,7 +54,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100,400", help="corpus sizes in MB")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--venv", type=Path, help="reuse (or create) the tokend venv here")
+    ap.add_argument("--venv", type=Path,
+                    help="keep the tokend venv in DIR/venv (reused when present)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tokend-bench-"))
     bindir = user_install(args.venv or work, REPO)

@@ -255,8 +255,6 @@ class Context:
         """
         if store.get_kv("prices") != self.price_fingerprint:
             store.reprice(self.prices.cost, self.prices.fingerprint)
-        from tokend.tail_pool import available_workers
-
         # Commands run no threads, so a big scan may fork parse workers (the daemon,
         # which does run threads, scans with its own tailer, sequentially).
-        return self.tailer(store).scan(progress, workers=available_workers())
+        return self.tailer(store).scan(progress, workers=None)

@@ -228,11 +228,13 @@ class Tailer:
                 found.append((source, root, path))
         return found
 
-    def scan(self, progress: Progress | None = None, *, workers: int = 1) -> ScanReport:
+    def scan(self, progress: Progress | None = None, *, workers: int | None = 1) -> ScanReport:
         """Read everything new under every root.
 
         ``workers`` > 1 lets a big scan (a first one, or a long time away) parse files
         in that many forked processes while this one writes (:mod:`tokend.tail_pool`);
+        ``None`` means one per CPU, decided only when there is much to read, so a warm
+        report does not even import the pool;
         results are committed in the same order and with the same offsets as a
         sequential scan, so the store ends up identical.
         """
@@ -272,13 +274,14 @@ class Tailer:
         todo: list[int],
         report: ScanReport,
         progress: Progress | None,
-        workers: int,
+        workers: int | None,
     ) -> None:
         total = sum(todo)
-        if workers > 1 and total >= PARALLEL_MIN_BYTES:
-            from tokend.tail_pool import read_in_parallel
+        if (workers is None or workers > 1) and total >= PARALLEL_MIN_BYTES:
+            from tokend.tail_pool import available_workers, read_in_parallel
 
-            if read_in_parallel(self, changed, todo, report, progress, workers):
+            count = available_workers() if workers is None else workers
+            if count > 1 and read_in_parallel(self, changed, todo, report, progress, count):
                 return
         done, unflushed = 0, 0
         for (source, root, path), size in zip(changed, todo, strict=True):
