@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-from tokend.records import FrozenRecord
 
 __all__ = ["BUNDLED_PRICES", "Paths"]
 
@@ -27,26 +26,19 @@ wheel install unpacks the file here; only a zipped install lacks it, and
 """
 
 
-class Paths(FrozenRecord):
-    """The folders and files tokend uses (immutable).
+@dataclass(frozen=True)
+class Paths:
+    """The folders and files tokend uses.
 
     Build it with :meth:`from_env`; pass it around instead of reading the
-    environment deep inside a module. A record rather than a frozen dataclass:
-    every command builds one, and :mod:`tokend.records` says why that matters.
+    environment deep inside a module.
     """
 
-    _FIELDS = ("data_dir", "config_dir", "runtime_dir", "log_dir", "state_dir")
-    __slots__ = _FIELDS
     data_dir: Path
     config_dir: Path
     runtime_dir: Path
     log_dir: Path
     state_dir: Path
-
-    def __init__(
-        self, data_dir: Path, config_dir: Path, runtime_dir: Path, log_dir: Path, state_dir: Path
-    ) -> None:
-        self._set(data_dir, config_dir, runtime_dir, log_dir, state_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:

@@ -40,20 +40,21 @@ the table, and the models are listed under it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from tokend.errors import ConfigError, StoreError
-from tokend.records import FrozenRecord, Record
 
-# csv and zoneinfo are imported where used, and hashlib not at all (see _sha1_hex): a
-# report printed as JSON in UTC needs none of them, and they cost milliseconds.
+# csv and zoneinfo are imported where used: a report printed as JSON in UTC needs
+# neither, and they cost milliseconds.
 
 __all__ = [
     "BUCKET_MS",
@@ -411,7 +412,7 @@ class Rollup:
                 return None
             last = db.execute("SELECT MAX(q) FROM buckets").fetchone()[0]
             segments = offset_segments(zone, first, last)
-            key = _sha1_hex(repr(segments))[:16]
+            key = hashlib.sha1(repr(segments).encode()).hexdigest()[:16]
             zones = {
                 k: (dirty, used)
                 for k, dirty, used in db.execute("SELECT key, dirty_d, used_at FROM zones")
@@ -457,17 +458,6 @@ class Rollup:
             db.execute("ROLLBACK")
             raise
         return key
-
-
-def _sha1_hex(text: str) -> str:
-    """SHA-1 of ``text``, from CPython's small ``_sha1`` module where there is one:
-    ``hashlib`` loads OpenSSL first, about 2.5 ms, more than the rest of this method."""
-    try:
-        from _sha1 import sha1  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - a Python built without it
-        from hashlib import sha1
-    digest: str = sha1(text.encode()).hexdigest()
-    return digest
 
 
 def _used_before_another(key: str, used_at: int, zones: dict[str, tuple[Any, int]]) -> bool:
@@ -526,45 +516,24 @@ def offset_segments(zone: tzinfo, q_first: int, q_last: int) -> list[tuple[int, 
 # -- aggregation ---------------------------------------------------------------------
 
 
-class Usage(Record):
-    """Token and cost sums of a group of events.
+@dataclass
+class Usage:
+    """Token and cost sums of a group of events."""
 
-    ``thoughts`` is Gemini reasoning: inside ``output`` (it is billed as output) but
-    shown apart, because ccusage's Gemini view leaves thoughts out of
-    ``outputTokens`` while counting them in ``totalTokens``.
-    """
-
-    _FIELDS = (
-        "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "reasoning",
-        "requests", "cost", "priced", "unpriced_models", "thoughts",
-    )
-    __slots__ = _FIELDS
-
-    def __init__(
-        self,
-        input: int = 0,
-        output: int = 0,
-        cache_write_5m: int = 0,
-        cache_write_1h: int = 0,
-        cache_read: int = 0,
-        reasoning: int = 0,
-        requests: int = 0,
-        cost: float = 0.0,
-        priced: int = 0,
-        unpriced_models: set[str] | None = None,
-        thoughts: int = 0,
-    ) -> None:
-        self.input = input
-        self.output = output
-        self.cache_write_5m = cache_write_5m
-        self.cache_write_1h = cache_write_1h
-        self.cache_read = cache_read
-        self.reasoning = reasoning
-        self.requests = requests
-        self.cost = cost
-        self.priced = priced
-        self.unpriced_models: set[str] = set() if unpriced_models is None else unpriced_models
-        self.thoughts = thoughts
+    input: int = 0
+    output: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    cache_read: int = 0
+    reasoning: int = 0
+    requests: int = 0
+    cost: float = 0.0
+    priced: int = 0
+    unpriced_models: set[str] = field(default_factory=set)
+    thoughts: int = 0
+    """Gemini reasoning: inside ``output`` (it is billed as output) but shown apart,
+    because ccusage's Gemini view leaves thoughts out of ``outputTokens`` while
+    counting them in ``totalTokens``."""
 
     @property
     def output_shown(self) -> int:
@@ -600,91 +569,49 @@ class Usage(Record):
         self.thoughts += other.thoughts
 
 
-class Row(Record):
+@dataclass
+class Row:
     """One line of a report: a period (or a session), optionally for one project."""
 
-    _FIELDS = (
-        "key", "project", "usage", "models", "model_first", "agents", "first_ms", "last_ms",
-        "project_path", "agent",
-    )
-    __slots__ = _FIELDS
-
-    def __init__(
-        self,
-        key: str,
-        project: str | None = None,
-        usage: Usage | None = None,
-        models: dict[str, Usage] | None = None,
-        model_first: dict[str, int] | None = None,
-        agents: set[str] | None = None,
-        first_ms: int = 0,
-        last_ms: int = 0,
-        project_path: str = "",
-        agent: str = "",
-    ) -> None:
-        self.key = key
-        self.project = project
-        self.usage = Usage() if usage is None else usage
-        self.models: dict[str, Usage] = {} if models is None else models
-        self.model_first: dict[str, int] = {} if model_first is None else model_first
-        self.agents: set[str] = set() if agents is None else agents
-        self.first_ms = first_ms
-        self.last_ms = last_ms
-        self.project_path = project_path
-        self.agent = agent
+    key: str
+    project: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    models: dict[str, Usage] = field(default_factory=dict)
+    model_first: dict[str, int] = field(default_factory=dict)
+    agents: set[str] = field(default_factory=set)
+    first_ms: int = 0
+    last_ms: int = 0
+    project_path: str = ""
+    agent: str = ""
 
     def models_used(self) -> list[str]:
         """Model names in the order they were first used."""
         return sorted(self.models, key=lambda m: (self.model_first[m], m))
 
 
-class ReportOptions(FrozenRecord):
-    """What to report and how to cut it (immutable).
+@dataclass(frozen=True)
+class ReportOptions:
+    """What to report and how to cut it."""
 
-    ``start_of_week``: 0 = Monday … 6 = Sunday; Sunday is ccusage's default for
-    weekly reports.
-    """
-
-    _FIELDS = (
-        "kind", "since", "until", "agent", "project", "zone", "start_of_week", "breakdown",
-        "instances",
-    )
-    __slots__ = _FIELDS
-    kind: Kind
-    since: date | None
-    until: date | None
-    agent: str | None
-    project: str | None
-    zone: tzinfo
-    start_of_week: int
-    breakdown: bool
-    instances: bool
-
-    def __init__(
-        self,
-        kind: Kind = "daily",
-        since: date | None = None,
-        until: date | None = None,
-        agent: str | None = None,
-        project: str | None = None,
-        zone: tzinfo = timezone.utc,
-        start_of_week: int = 6,
-        breakdown: bool = False,
-        instances: bool = False,
-    ) -> None:
-        self._set(kind, since, until, agent, project, zone, start_of_week, breakdown, instances)
+    kind: Kind = "daily"
+    since: date | None = None
+    until: date | None = None
+    agent: str | None = None
+    project: str | None = None
+    zone: tzinfo = timezone.utc
+    start_of_week: int = 6
+    """0 = Monday … 6 = Sunday; Sunday is ccusage's default for weekly reports."""
+    breakdown: bool = False
+    instances: bool = False
 
 
-class Report(Record):
+@dataclass
+class Report:
     """Rows in order plus the grand total."""
 
-    _FIELDS = ("options", "rows", "totals")
-    __slots__ = _FIELDS
-
-    def __init__(self, options: ReportOptions, rows: list[Row], totals: Usage) -> None:
-        self.options = options
-        self.rows = rows
-        self.totals = totals
+    options: ReportOptions
+    rows: list[Row]
+    totals: Usage
 
 
 def build_report(rollup: Rollup, options: ReportOptions) -> Report:

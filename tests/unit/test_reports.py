@@ -472,14 +472,3 @@ def test_cli_table_csv_and_sessions(cli_env: Paths, capsys: pytest.CaptureFixtur
 def test_cli_bad_date_is_a_usage_error(cli_env: Paths, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["daily", "--since", "yesterday"]) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err
-
-
-def test_zone_cache_keys_are_sha1_without_hashlib() -> None:
-    # The day-cache key of a zone must stay what it was (hashlib's SHA-1), or every
-    # existing rollup would rebuild its local days once.
-    import hashlib
-
-    from tokend.reports import _sha1_hex
-
-    text = repr([(1988882, 0), (1990000, 3_600_000)])
-    assert _sha1_hex(text) == hashlib.sha1(text.encode()).hexdigest()
