@@ -427,10 +427,7 @@ class Store:
                     self._upsert_rows(rows, file_id)
                 self._insert_observations(observations, root)
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot write to the store at {self.path}: {exc}",
-                hint="check free disk space and that the file is writable",
-            ) from exc
+            raise self._write_error(exc) from exc
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
@@ -451,14 +448,18 @@ class Store:
         finally:
             self._grouped -= 1
 
+    def _write_error(self, exc: sqlite3.Error) -> StoreError:
+        """The one message every failed write gives: the path, and what to check."""
+        return StoreError(
+            f"cannot write to the store at {self.path}: {exc}",
+            hint="check free disk space and that the file is writable",
+        )
+
     def flush_group(self) -> None:
         try:
             self.db.commit()
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot write to the store at {self.path}: {exc}",
-                hint="check free disk space and that the file is writable",
-            ) from exc
+            raise self._write_error(exc) from exc
 
     def _upsert_rows(self, rows: Sequence[InsertRow], file_id: int) -> None:
         """Upsert a batch: primaries first (dropping sidechain replays of them), then
@@ -522,10 +523,7 @@ class Store:
             self.db.execute("PRAGMA cache_size=-32768")
             self.db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot write to the store at {self.path}: {exc}",
-                hint="check free disk space and that the file is writable",
-            ) from exc
+            raise self._write_error(exc) from exc
         self._bulk = True
         try:
             yield True
@@ -552,10 +550,7 @@ class Store:
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot write to the store at {self.path}: {exc}",
-                hint="check free disk space and that the file is writable",
-            ) from exc
+            raise self._write_error(exc) from exc
 
     def _insert_observations(self, observations: Iterable[LimitObservation], root: str) -> None:
         self.db.executemany(

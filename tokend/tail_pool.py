@@ -10,8 +10,8 @@ tuples. The parent commits the results in the order the files were listed, batch
 batch with the offset after each, so the store ends up exactly as after a
 sequential scan, and a crash at any point loses or doubles nothing.
 
-Memory stays bounded: at most :data:`IN_FLIGHT` tasks of about :data:`TASK_BYTES`
-of log each are out at once. Files bigger than :data:`BIG_FILE` (which a worker
+Memory stays bounded: at most :data:`IN_FLIGHT_PER_WORKER` tasks per worker, of about
+:data:`TASK_BYTES` of log each, are out at once. Files bigger than :data:`BIG_FILE` (which a worker
 would hold whole in one result) and whole-file formats stay in the parent.
 
 Only where ``fork`` exists (Linux): workers inherit the roots, sources and price
