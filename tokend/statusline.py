@@ -239,6 +239,15 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return " ".join("".join(out).split())
 
 
+def _other_windows(name: str, agent: dict[str, Any], color: bool) -> str:
+    """``gemini daily ~12%``: an agent's windows by their own kind."""
+    parts = [name]
+    for window in agent.get("windows") or ():
+        if isinstance(window, dict):
+            parts.append(f"{window.get('kind', '?')} {_percent(window, color)}")
+    return " ".join(parts)
+
+
 def _shown(agent: dict[str, Any]) -> bool:
     """An agent is worth a segment when it was found and has a window with data."""
     if agent.get("found") is False:
@@ -278,6 +287,10 @@ def render(
             values["agent"] = f"{values['agent']}({values['account']})"
         if fmt is None and values["reset"]:
             values["reset"] = f"↻{values['reset']}"
+        if fmt is None and not (_window(entry, "5h") or _window(entry, "weekly")):
+            # Gemini has one daily request quota: show the windows it has, not "5h ?".
+            segments.append(_other_windows(values["agent"], entry, color))
+            continue
         segments.append(_fill(template, values))
     return _SEP.join(segments) if segments else "tokend: no usage yet"
 

@@ -260,3 +260,22 @@ def test_two_accounts_of_one_agent_are_told_apart() -> None:
     line = render(replace(snap, agents=(snap.agents[0], work)).to_dict(), None, now.timestamp())
     assert line.startswith("claude(~/.claude) 5h 42%")
     assert " · claude(~/.claude-work) 5h 42%" in line
+
+
+def test_an_agent_with_only_a_daily_quota_shows_that_window() -> None:
+    """Gemini has no 5-hour or weekly window: the line names its daily quota instead
+    of printing "5h ? wk ?" as if two windows were unknown."""
+    from dataclasses import replace
+
+    now = datetime.now(timezone.utc)
+    snap = _snapshot(now)
+    daily = WindowState(
+        kind="daily", start=now - timedelta(hours=3), resets_at=now + timedelta(hours=21),
+        used_tokens=0, used_cost=None, requests=120, percent=12.0, provenance="learned",
+    )
+    gemini = replace(snap.agents[1], windows=(daily,))
+    line = render(replace(snap, agents=(snap.agents[0], gemini)).to_dict(), None, now.timestamp())
+    assert line.endswith(" · gemini daily ~12%")
+    assert "gemini 5h" not in line
+    custom = render(replace(snap, agents=(gemini,)).to_dict(), "{agent} {5h}", now.timestamp())
+    assert custom == "gemini ?"  # a user's own format keeps its meaning
