@@ -245,6 +245,40 @@ class Context:
         cost = self.prices.cost if "prices" in self.__dict__ else self._cost
         return Tailer(store, self.roots(), cost, clock=lambda: self.clock().timestamp())
 
+    def catch_up(self, store: Store) -> None:
+        """Bring the store up to date before a report: by the daemon when one runs.
+
+        A running daemon has read every change its watcher reported, so asking it
+        (:meth:`_daemon_current`) replaces walking and stat-ing every log file, which
+        is most of a warm report's time on a long history. Without a daemon, or
+        when it cannot vouch for this caller's roots, the report scans itself.
+        Repricing stays here either way: the daemon does not reprice.
+        """
+        if store.get_kv("prices") != self.price_fingerprint:
+            store.reprice(self.prices.cost, self.prices.fingerprint)
+        if not self._daemon_current():
+            self.refresh(store)
+
+    def _daemon_current(self, wait: float = 10.0) -> bool:
+        """Whether a daemon on this ``TOKEND_HOME`` says the store is current.
+
+        ``wait`` is generous: a daemon busy with its first scan of a long history
+        finishes it sooner than this process could scan beside it. Any failure
+        (no daemon, an old one without ``sync``, a timeout) means no.
+        """
+        sock = self.paths.socket
+        if not sock.exists():
+            return False
+        from tokend import ipc
+        from tokend.errors import TokendError
+
+        try:
+            reply = ipc.request(sock, "sync", timeout=wait + 1.0, wait=wait,
+                                env=dict(self.env), home=str(self.home))
+        except TokendError:
+            return False
+        return isinstance(reply, dict) and reply.get("current") is True
+
     def refresh(
         self, store: Store, progress: Callable[[int, int], None] | None = None
     ) -> ScanReport:

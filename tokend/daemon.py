@@ -312,7 +312,7 @@ class Daemon(DaemonControls, DaemonWorker):
             log.exception("cannot create the notifier")
 
     def _start_ipc(self) -> None:
-        from tokend.ipc import ControlServer
+        from tokend.ipc_server import ControlServer
 
         self._server = ControlServer(self.ctx.paths.socket, self)
         try:

@@ -1,6 +1,6 @@
 """The daemon's controls: the control socket's commands and the tray's menu actions.
 
-:class:`DaemonControls` implements :class:`tokend.ipc.Handler` (``tokend pause``,
+:class:`DaemonControls` implements :class:`tokend.ipc_server.Handler` (``tokend pause``,
 ``refresh``, ``observe``, ... over the socket) and :class:`tokend.tray.TrayActions`
 (the menu). These run on the socket's and the toolkit's threads, never on the
 worker's: whatever needs the store is put on the worker's queue, and slow work
@@ -17,12 +17,13 @@ import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tokend.daemon_state import DaemonState
 
 if TYPE_CHECKING:
     from tokend.autostart import Backend
+    from tokend.context import Context
 
 __all__ = ["FOREVER", "REPORT_NAME", "DaemonControls", "open_with_desktop"]
 
@@ -34,8 +35,20 @@ _XDG_PLATFORMS = ("linux", "freebsd", "openbsd", "netbsd", "dragonfly", "sunos")
 """Platforms whose desktops follow XDG autostart (or run systemd)."""
 
 
+class _BadArguments(Exception):
+    """A command line sent by a client that its own parser would refuse."""
+
+
+def _wait(message: dict[str, Any]) -> float:
+    """The seconds a client lets a sync take (``wait``), within reason."""
+    value = message.get("wait", 10)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("'wait' must be a number of seconds")
+    return min(max(float(value), 0.0), 60.0)
+
+
 class DaemonControls(DaemonState):
-    """The control side of the daemon: :class:`~tokend.ipc.Handler` and
+    """The control side of the daemon: :class:`~tokend.ipc_server.Handler` and
     :class:`~tokend.tray.TrayActions`."""
 
     def handle(self, cmd: str, message: dict[str, Any]) -> Any:
@@ -47,6 +60,10 @@ class DaemonControls(DaemonState):
         if cmd == "refresh":
             done = self._refresh()
             return {"done": done.wait(float(message.get("timeout", 30)))}
+        if cmd == "sync":
+            return {"current": self._sync(message)}
+        if cmd == "report":
+            return self.render_report(message)
         if cmd == "pause":
             until = _pause_until(message, self.ctx.clock())
             self.pause_alerts(until)
@@ -69,6 +86,83 @@ class DaemonControls(DaemonState):
             self.queue.put(("observe", record))
             return {"queued": True}
         raise ValueError(f"unknown command {cmd!r}")
+
+    def _sync(self, message: dict[str, Any]) -> bool:
+        """Whether the store now holds what the caller's own scan would read.
+
+        A report asks this instead of walking every log file itself (most of its
+        time on a long history); see :meth:`_caught_up`.
+        """
+        return self._caught_up(self._caller(message), _wait(message))
+
+    def render_report(self, message: dict[str, Any]) -> dict[str, str] | None:
+        """The text of a report for a client (:mod:`tokend.report_client`), or ``None``
+        when the client should run it itself.
+
+        Rendered with the client's environment and home (its time zone, its roots),
+        on this socket thread with connections of its own. ``None`` for a command
+        line that does not parse (the client's own run prints argparse's message)
+        and when the store cannot be vouched for.
+        """
+        from tokend.cli import build_parser
+        from tokend.commands import Parser
+        from tokend.commands.reports import render
+
+        argv = message.get("argv")
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise ValueError("report needs 'argv', a list of strings")
+
+        class Quiet(Parser):
+            def error(self, message: str) -> NoReturn:
+                raise _BadArguments(message)
+
+            def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+                raise _BadArguments(message or "")
+
+        try:
+            args = build_parser(argv, Quiet).parse_args(argv)
+        except _BadArguments:
+            return None
+        if getattr(args, "report_kind", None) is None:
+            return None
+        ctx = self._caller(message)
+        if not args.no_scan and not self._caught_up(ctx, _wait(message)):
+            return None
+        with ctx.open_store() as store:
+            if store.get_kv("prices") != ctx.price_fingerprint:
+                return None  # the caller reprices (the daemon never does) and reports
+        return {"text": render(args, ctx, tty=message.get("tty") is True)}
+
+    def _caller(self, message: dict[str, Any]) -> Context:
+        """A context with the caller's environment and home, and this daemon's clock."""
+        from tokend.context import Context
+
+        env, home = message.get("env"), message.get("home")
+        if not isinstance(env, dict) or not isinstance(home, str):
+            raise ValueError("the caller's 'env' (an object) and 'home' are needed")
+        return Context(env={str(k): str(v) for k, v in env.items()}, home=Path(home),
+                       clock=self.ctx.clock)
+
+    def _caught_up(self, caller: Context, wait: float) -> bool:
+        """Whether the store holds every change under the caller's roots reported so far.
+
+        Yes only when this daemon watches every root the caller's environment names
+        (a shell may set another ``CLAUDE_CONFIG_DIR``) and its worker has processed
+        the queue up to this request; otherwise the caller scans, as with no daemon.
+        """
+        from tokend.daemon_worker import SyncRequest
+
+        if caller.paths.store != self.ctx.paths.store:
+            return False
+        wanted = {root.key for _, root in caller.roots()}
+        mine = {root.key: root for _, root in self._roots}
+        if not wanted <= mine.keys() or not all(
+            self._watcher.watching(mine[key].path) for key in wanted
+        ):
+            return False
+        request = SyncRequest()
+        self.queue.put(("sync", request))
+        return request.wait(wait)
 
     def refresh(self) -> None:
         """Rescan everything now and republish (the tray's "Refresh now")."""

@@ -75,6 +75,8 @@ class DaemonState:
         # The worker's own: the store connection is bound to its thread.
         self._store: Store | None = None
         self._tailer: Tailer | None = None
+        self._hot: dict[str, float] = {}  # file -> monotonic time it was last read
+        self._tailer_prices = ""  # fingerprint of the table the tailer prices with
         # The parts started by run() and stopped by the shutdown.
         self._lock = InstanceLock(ctx.paths.lock_file)
         self._watcher = RootWatcher(self.queue.put, self._watch_targets,

@@ -116,6 +116,18 @@ class RootWatcher:
                 except OSError as exc:
                     log.warning("cannot watch %s for a root to appear: %s", key, exc)
 
+    def watching(self, root: Path) -> bool:
+        """Whether changes below ``root`` reach the worker: it is watched, or it does
+        not exist yet and its nearest existing parent is (so its creation is seen)."""
+        if str(root) in self._watches:
+            return True
+        if root.is_dir():
+            return False  # exists, but could not be watched (the inotify limit, say)
+        parent = root.parent
+        while not parent.is_dir() and parent != parent.parent:
+            parent = parent.parent
+        return str(parent) in self._parent_watches
+
     def on_event(self, event: Any) -> None:
         """Turn a watchdog event into a worker message (runs on the observer's thread)."""
         kind = event.event_type

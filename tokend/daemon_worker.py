@@ -30,11 +30,14 @@ if TYPE_CHECKING:
     from tokend.sources.base import Root, Source
     from tokend.store import Store
 
-__all__ = ["PAUSE_KEY", "DaemonWorker"]
+__all__ = ["PAUSE_KEY", "DaemonWorker", "SyncRequest"]
 
 log = logging.getLogger("tokend.daemon")  # one logger for the whole daemon, as before the split
 
 PAUSE_KEY = "daemon.alerts_paused_until"
+
+HOT_SECONDS = 900.0
+"""A file read within this long is looked at again on every sync (see :meth:`_sync_hot`)."""
 
 
 @dataclass
@@ -52,6 +55,7 @@ class _Batch:
     reload: bool = False
     pause: bool = False
     done: list[threading.Event] = field(default_factory=list)
+    syncs: list[SyncRequest] = field(default_factory=list)
 
     def add(self, item: tuple[str, Any]) -> None:
         kind, value = item
@@ -76,6 +80,28 @@ class _Batch:
                 self.pause = True
             case "done":
                 self.done.append(value)
+            case "sync":
+                self.syncs.append(value)
+
+
+class SyncRequest:
+    """A caller waiting until the store holds every change reported so far.
+
+    Put on the worker's queue behind whatever the watcher reported before it, so
+    once the worker has processed the batch holding it, those changes are stored.
+    :meth:`wait` says whether that batch went through without an error.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._ok = False
+
+    def finish(self, ok: bool) -> None:
+        self._ok = ok
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout) and self._ok
 
 
 class DaemonWorker(DaemonState):
@@ -93,6 +119,8 @@ class DaemonWorker(DaemonState):
             self._store = self.ctx.open_store()
             self.paused_until = _load_pause(self._store)
             self._tailer = self.ctx.tailer(self._store)
+            self._tailer_prices = self.ctx.price_fingerprint
+            self._follow_prices()
             self._recompute()  # publish what the store knows before the first scan
             self._full_scan()
             self._ingest_spool()
@@ -106,8 +134,10 @@ class DaemonWorker(DaemonState):
                 batch = _Batch()
                 batch.add(item)
                 self._collect(batch)
+                ok = False
                 try:
                     self._process(batch)
+                    ok = True
                 except TokendError as exc:
                     log.error("%s", exc)
                 except Exception:
@@ -115,6 +145,8 @@ class DaemonWorker(DaemonState):
                 finally:
                     for event in batch.done:
                         event.set()
+                    for request in batch.syncs:
+                        request.finish(ok)
         except Exception:
             log.exception("the worker failed; stopping")
             self._failed = True
@@ -127,7 +159,8 @@ class DaemonWorker(DaemonState):
         debounce = self.ctx.settings.daemon.debounce_ms / 1000
         deadline = time.monotonic() + debounce
         while True:
-            remaining = deadline - time.monotonic()
+            # A report waits on a sync: take what is queued now, not a debounce's worth.
+            remaining = 0.0 if batch.syncs else deadline - time.monotonic()
             try:
                 item = self.queue.get(timeout=remaining) if remaining > 0 else (
                     self.queue.get_nowait()
@@ -149,6 +182,10 @@ class DaemonWorker(DaemonState):
             changed |= self._ingest_path(Path(path))
         for folder in batch.dirs:
             changed |= self._ingest_dir(Path(folder))
+        if batch.syncs or batch.rescan:
+            changed |= self._follow_prices()
+        if batch.syncs:
+            changed |= self._sync_hot()
         if batch.rescan:
             self._watcher.update()
             changed |= self._full_scan()
@@ -175,10 +212,55 @@ class DaemonWorker(DaemonState):
         if result.error:
             log.warning("%s", result.error)
         if result.bytes_read:
+            self._hot[str(path)] = time.monotonic()
             self.last_ingest_at = self.ctx.clock()
             log.debug("read %d bytes of %s", result.bytes_read, path)
             return True
         return False
+
+    def _follow_prices(self) -> bool:
+        """Price with the table as it is now, and reprice the store when it changed.
+
+        A user may edit ``prices.toml`` while the daemon runs; reports (which the
+        daemon renders, or which read its store) must not mix costs from two tables.
+        Cheap when nothing changed: the table's inputs are a small file and a cached
+        fingerprint. A broken file is logged and the current table kept.
+        """
+        from tokend.context import Context
+
+        if self._store is None or self._tailer is None:
+            return False
+        fresh = Context(env=self.ctx.env, home=self.ctx.home, clock=self.ctx.clock)
+        try:
+            fingerprint = fresh.price_fingerprint
+            if fingerprint != self._tailer_prices:
+                # Rows stored since the edit carry the old table's costs whatever the
+                # store's mark says (a report may have repriced meanwhile): redo all.
+                self._tailer.cost_fn = fresh.prices.cost
+                self._tailer_prices = fingerprint
+                self._store.set_kv("prices", "")
+                log.info("the price table changed: repricing")
+            return self._store.reprice(fresh.prices.cost, fingerprint) if (
+                self._store.get_kv("prices") != fingerprint) else False
+        except TokendError as exc:
+            log.error("keeping the current prices: %s", exc)
+            return False
+
+    def _sync_hot(self) -> bool:
+        """Read again the files read lately, before a sync is answered.
+
+        The watcher's event for an append made a moment before the sync may still be
+        on its way from the kernel; the file being appended is almost always one of
+        these (the live session), and looking at a handful costs a few stats.
+        """
+        horizon = time.monotonic() - HOT_SECONDS
+        for key, seen in list(self._hot.items()):
+            if seen < horizon:
+                del self._hot[key]
+        changed = False
+        for key in list(self._hot):
+            changed |= self._ingest_path(Path(key))
+        return changed
 
     def _ingest_dir(self, folder: Path) -> bool:
         """A new folder (a session folder, or a whole root that appeared): read its files."""
@@ -291,6 +373,8 @@ class DaemonWorker(DaemonState):
         self._roots = roots
         if self._store is not None:
             self._tailer = fresh.tailer(self._store)
+            self._tailer_prices = fresh.price_fingerprint
+            self._follow_prices()
         self._watcher.update()
         self._full_scan()
         log.info("configuration reloaded")

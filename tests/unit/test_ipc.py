@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tokend.errors import DaemonNotRunning, TokendError
-from tokend.ipc import PROTOCOL_VERSION, ControlServer, request
+from tokend.ipc import PROTOCOL_VERSION, request
+from tokend.ipc_server import ControlServer
 
 
 class Recorder:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     duration = int(args.session_length * HOUR_MS)
     with ctx.open_store() as store:
         if not args.no_scan:
-            ctx.refresh(store)
+            ctx.catch_up(store)
         since = None
         if args.active or args.recent:
             cutoff = utc_ms(now) - (duration if args.active else RECENT_MS)

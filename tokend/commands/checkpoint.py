@@ -47,7 +47,7 @@ def run_write(args: argparse.Namespace, ctx: Context) -> int:
 
     now = ctx.clock()
     with ctx.open_store() as store:
-        ctx.refresh(store)
+        ctx.catch_up(store)
         if args.session:
             session = find_session(store, session_id=args.session)
             missing = f"no Claude Code or Codex session matches {args.session!r}"

@@ -28,7 +28,7 @@ from tokend.reports import (
     resolve_zone,
 )
 
-__all__ = ["register", "run"]
+__all__ = ["register", "render", "run"]
 
 _HELP: dict[Kind, str] = {
     "daily": "token usage and cost per day",
@@ -72,8 +72,18 @@ def register(
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    tty = sys.stdout.isatty()
+    options = _options(args, ctx)  # a bad --since fails before any scan
+    with ctx.open_store() as store:
+        if not args.no_scan:
+            ctx.catch_up(store)
+    sys.stdout.write(render(args, ctx, tty=tty, options=options))
+    return 0
+
+
+def _options(args: argparse.Namespace, ctx: Context) -> ReportOptions:
     kind: Kind = args.report_kind
-    options = ReportOptions(
+    return ReportOptions(
         kind=kind,
         since=parse_day(args.since, "--since") if args.since else None,
         until=parse_day(args.until, "--until") if args.until else None,
@@ -84,21 +94,28 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         breakdown=args.breakdown,
         instances=getattr(args, "instances", False),
     )
-    with ctx.open_store() as store:
-        if not args.no_scan:
-            ctx.refresh(store)
+
+
+def render(
+    args: argparse.Namespace, ctx: Context, *, tty: bool, options: ReportOptions | None = None
+) -> str:
+    """The report's text from the store as it is (the caller brings it up to date).
+
+    The daemon calls this too, for a report asked over its socket: ``tty`` is whether
+    the asking terminal is one (indented JSON for a person, compact for a pipe).
+    """
+    if options is None:
+        options = _options(args, ctx)
     rollup_path = ctx.paths.data_dir / "rollup.sqlite3"
     with Rollup(rollup_path, ctx.paths.store) as rollup:
         rollup.sync()
         report = build_report(rollup, options)
     if args.json:
         data = render_json(report)
-        if sys.stdout.isatty():
-            print(json.dumps(data, indent=2, ensure_ascii=False))
-        else:  # the C encoder: indenting a year of rows in pure Python costs ~0.1 s
-            print(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    elif args.csv:
-        sys.stdout.write(render_csv(report))
-    else:
-        print(render_table(report))
-    return 0
+        if tty:
+            return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        # The C encoder: indenting a year of rows in pure Python costs ~0.1 s.
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+    if args.csv:
+        return render_csv(report)
+    return render_table(report) + "\n"

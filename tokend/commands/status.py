@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     with ctx.open_store() as store:
         if not args.no_scan:
-            ctx.refresh(store)
+            ctx.catch_up(store)
         snapshot = build_snapshot(store, ctx.roots(), ctx.settings, ctx.clock())
     if args.json:
         info = running_daemon(ctx)

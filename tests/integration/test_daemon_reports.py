@@ -1,0 +1,153 @@
+"""Reports beside a running daemon: ``sync`` and daemon-rendered reports.
+
+A report run while the daemon is up asks it over the control socket instead of
+walking every log file (``sync``) or even importing the reporting code (``report``,
+:mod:`tokend.report_client`). These tests run a real daemon over a fake machine and
+check that what it answers is what a run without it prints, that it includes an
+append made a moment before, and that it declines whatever it cannot vouch for.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_harness import FakeMachine, append, claude_line, fake_machine
+from tests.daemon_harness import wait_for as wait_until
+from tokend.errors import TokendError
+
+
+class Env(FakeMachine):
+    def start(self, *extra: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        return super().start("--no-tray", "--no-notify", *extra, **kwargs)
+
+    def session(self, name: str = "s1") -> Path:
+        return self.claude / "projects" / "-home-dev-acme" / f"{name}.jsonl"
+
+    def served(self, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Only the fast path: exit 0 and the text when the daemon rendered it, 1 if not."""
+        code = ("import sys; from tokend.report_client import print_served; "
+                "sys.exit(0 if print_served(sys.argv[1:]) else 1)")
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv], env={**self.env, **env},
+            capture_output=True, text=True, timeout=30, cwd=self.base, check=False,
+        )
+
+    def report(self, *argv: str, **env: str) -> Any:
+        return self.request("report", argv=list(argv), env={**self.env, **env},
+                            home=str(self.home), tty=False)
+
+    def stored_input(self) -> int:
+        con = sqlite3.connect(self.tokend / "data" / "usage.sqlite3")
+        try:
+            return int(con.execute("SELECT COALESCE(SUM(input), 0) FROM events").fetchone()[0])
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[Env]:
+    with fake_machine(Env, "tkr") as env:
+        yield env
+
+
+def daily_input(text: str) -> int:
+    return sum(day["inputTokens"] for day in json.loads(text)["daily"])
+
+
+def test_a_served_report_is_the_report_a_run_without_the_daemon_prints(fake: Env) -> None:
+    append(fake.session("s1"), claude_line(100) + claude_line(250))
+    append(fake.session("s2"), claude_line(40, session="s2"))
+    proc = fake.start()
+    for argv in (["daily", "--json"], ["monthly", "--breakdown"], ["sessions", "--csv"],
+                 ["weekly", "--json", "--start-of-week", "monday"]):
+        served = fake.served(*argv)
+        assert served.returncode == 0, served.stderr
+        assert served.stdout == fake.cli(*argv).stdout  # the CLI takes the same path
+        fake.stop(proc)
+        alone = fake.cli(*argv)
+        assert alone.returncode == 0, alone.stderr
+        assert served.stdout == alone.stdout, argv
+        proc = fake.start()
+    assert daily_input(fake.served("daily", "--json").stdout) == 390
+
+
+def test_an_append_just_before_the_report_is_in_it(fake: Env) -> None:
+    path = fake.session()
+    append(path, claude_line(100))
+    fake.start()
+    append(path, claude_line(20))  # read through the watcher: the file is now a live one
+    wait_until(lambda: fake.stored_input() == 120, why=fake.log)
+    for tokens in (7, 11, 13):
+        append(path, claude_line(tokens))
+        before = fake.stored_input()
+        assert fake.request("sync", env=fake.env, home=str(fake.home))["current"] is True
+        assert fake.stored_input() == before + tokens
+    assert daily_input(fake.report("daily", "--json")["text"]) == 151
+
+
+def test_the_daemon_declines_what_it_cannot_vouch_for(fake: Env, tmp_path: Path) -> None:
+    append(fake.session(), claude_line(100))
+    fake.start()
+    other = tmp_path / "other-claude"
+    append(other / "projects" / "p" / "x.jsonl", claude_line(5))
+    # A shell pointing at a Claude folder the daemon does not watch scans itself.
+    assert fake.request("sync", env={**fake.env, "CLAUDE_CONFIG_DIR": str(other)},
+                        home=str(fake.home))["current"] is False
+    assert fake.report("daily", "--json", CLAUDE_CONFIG_DIR=str(other)) is None
+    assert fake.served("daily", "--json", CLAUDE_CONFIG_DIR=str(other)).returncode == 1
+    alone = subprocess.run(
+        [sys.executable, "-m", "tokend", "daily", "--json"],
+        env={**fake.env, "CLAUDE_CONFIG_DIR": f"{fake.claude},{other}"}, capture_output=True,
+        text=True, timeout=30, cwd=fake.base, check=False,
+    )
+    assert alone.returncode == 0 and daily_input(alone.stdout) == 105
+    # A command line its own parser refuses is left to the caller, which says why.
+    assert fake.report("daily", "--bogus") is None
+    assert fake.report("daily", "--help") is None
+    with pytest.raises(TokendError, match="not a date"):
+        fake.report("daily", "--since", "2026-99-01")
+    bad = fake.cli("daily", "--since", "2026-99-01")
+    assert bad.returncode == 2 and "not a date" in bad.stderr
+    refused = fake.cli("daily", "--bogus")
+    assert refused.returncode == 2 and "unrecognized arguments: --bogus" in refused.stderr
+    with pytest.raises(TokendError, match="argv"):
+        fake.request("report", argv="daily", env=fake.env, home=str(fake.home))
+
+
+def test_with_no_daemon_the_fast_path_steps_aside(fake: Env) -> None:
+    append(fake.session(), claude_line(100))
+    assert fake.served("daily", "--json").returncode == 1
+    alone = fake.cli("daily", "--json")
+    assert alone.returncode == 0 and daily_input(alone.stdout) == 100
+
+
+def test_a_price_edit_while_the_daemon_runs_reprices_what_it_serves(fake: Env) -> None:
+    path = fake.session()
+    append(path, claude_line(100_000, output_tokens=0))
+    fake.start()
+
+    def cost() -> float:
+        text = fake.report("daily", "--json")["text"]
+        return float(json.loads(text)["totals"]["totalCost"])
+
+    before = cost()
+    prices = fake.tokend / "config" / "prices.toml"
+    prices.parent.mkdir(parents=True, exist_ok=True)
+    # $100 per million input tokens and nothing for output, for claude_line's model.
+    prices.write_text('[models."claude-sonnet-4-5-20250929"]\ninput = 100.0\noutput = 0.0\n',
+                      encoding="utf-8")
+    assert before != pytest.approx(10.0)
+    assert cost() == pytest.approx(10.0)
+    append(path, claude_line(50_000, output_tokens=0))  # priced by the daemon's own tailer
+    assert cost() == pytest.approx(15.0)
+    fake.stop(fake.procs[-1])
+    alone = json.loads(fake.cli("daily", "--json").stdout)
+    assert alone["totals"]["totalCost"] == pytest.approx(15.0)
