@@ -3,7 +3,9 @@
 1. Cold ``tokend scan`` (empty store) against ``ccusage claude daily --json --offline``
    on the same Claude corpus: wall time and peak RSS, at growing corpus sizes so
    that "flat as the corpus grows" can be seen.
-2. Warm ``tokend daily --json`` (store up to date) against ccusage's daily.
+2. Warm ``tokend daily --json`` (store up to date) against ccusage's daily: run alone
+   (it checks every log file for new bytes itself), and beside a running daemon
+   (``tokend start``; the daemon vouches for the store and renders the report).
 3. ``tokend scan`` after appending 1 MB to one session file.
 
 tokend runs from a fresh venv with a regular ``pip install`` of this checkout (what
@@ -66,8 +68,9 @@ def main() -> int:
     print(f"machine: {machine()}\n")
     print("| corpus | files | tokend cold scan | ccusage claude daily | time ratio | "
           "tokend peak RSS (tree) | ccusage peak RSS | tokend warm daily --json | "
-          "ccusage daily | warm speed-up | `python -c pass` | scan after +1 MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "ccusage daily | warm speed-up | warm daily, daemon running | speed-up | "
+          "`python -c pass` | scan after +1 MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for size in [float(x) for x in args.sizes.split(",")]:
             corpus = work / f"c{size:g}"
@@ -77,7 +80,7 @@ def main() -> int:
             files = list((corpus / "claude").rglob("*.jsonl"))
             mb = sum(p.stat().st_size for p in files) / 1e6
             ccusage_daily = [CCUSAGE, "claude", "daily", "--json", "--offline"]
-            cold, theirs, warm, theirs_daily, floor = [], [], [], [], []
+            cold, theirs, warm, theirs_daily, floor, served = [], [], [], [], [], []
             for i in range(args.runs):
                 env = corpus_env(corpus, work / f"home{size:g}-{i}")
                 cold.append(run(tokend("scan", "--quiet"), env))
@@ -87,6 +90,17 @@ def main() -> int:
                     warm.append(run(tokend("daily", "--json", "--agent", "claude"), env))
                     theirs_daily.append(run(ccusage_daily, env))
                     floor.append(run([str(bindir / "python"), "-c", "pass"], env))
+                subprocess.run(tokend("start", "--no-tray", "--no-notify"), env=env,
+                               check=True, capture_output=True)
+                try:
+                    run(tokend("daily", "--json", "--agent", "claude"), env)  # waits for it
+                    for _ in range(3):
+                        served.append(run(tokend("daily", "--json", "--agent", "claude"), env))
+                        theirs_daily.append(run(ccusage_daily, env))
+                finally:
+                    subprocess.run(tokend("stop"), env=env, check=True, capture_output=True)
+                if served[-1].stdout != warm[-1].stdout:
+                    raise RuntimeError("the daemon's report differs from the local one")
             tree = tree_peak_rss_mb(tokend("scan", "--quiet"),
                                     corpus_env(corpus, work / f"home{size:g}-rss"))
             env = corpus_env(corpus, work / f"home{size:g}-0")
@@ -97,10 +111,12 @@ def main() -> int:
             w = median([r.seconds for r in warm])
             td = median([r.seconds for r in theirs_daily])
             fl = median([r.seconds for r in floor])
+            sv = median([r.seconds for r in served])
             print(f"| {mb:.0f} MB | {len(files)} | {c:.2f} s | {t:.2f} s | {c / t:.2f}× | "
                   f"{max(r.peak_rss_mb for r in cold):.0f} MB ({tree:.0f} MB) | "
                   f"{max(r.peak_rss_mb for r in theirs):.0f} MB | {w * 1000:.0f} ms | "
-                  f"{td:.2f} s | {td / w:.1f}× | {fl * 1000:.0f} ms | "
+                  f"{td:.2f} s | {td / w:.1f}× | {sv * 1000:.0f} ms | {td / sv:.1f}× | "
+                  f"{fl * 1000:.0f} ms | "
                   f"{rescan.seconds * 1000:.0f} ms |", flush=True)
             shutil.rmtree(corpus)
     finally:

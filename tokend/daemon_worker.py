@@ -14,6 +14,9 @@ import json
 import logging
 import os
 import queue
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +38,16 @@ __all__ = ["PAUSE_KEY", "DaemonWorker", "SyncRequest"]
 log = logging.getLogger("tokend.daemon")  # one logger for the whole daemon, as before the split
 
 PAUSE_KEY = "daemon.alerts_paused_until"
+
+_SCAN_IN_CHILD = (
+    "import signal\n"
+    "signal.pthread_sigmask(signal.SIG_SETMASK, ())\n"
+    "from tokend.cli import main\n"
+    "raise SystemExit(main(['scan', '--quiet']))\n"
+)
+"""``tokend scan`` for :meth:`DaemonWorker._first_load`, with no signal blocked: a child
+inherits the daemon's mask (its signal thread waits for SIGTERM with it blocked), and
+parse workers that ignore SIGTERM would hang the scan's pool on the way out."""
 
 HOT_SECONDS = 900.0
 """A file read within this long is looked at again on every sync (see :meth:`_sync_hot`)."""
@@ -122,6 +135,7 @@ class DaemonWorker(DaemonState):
             self._tailer_prices = self.ctx.price_fingerprint
             self._follow_prices()
             self._recompute()  # publish what the store knows before the first scan
+            self._first_load()
             self._full_scan()
             self._ingest_spool()
             self._recompute()
@@ -278,6 +292,49 @@ class DaemonWorker(DaemonState):
                         if source.wants(root, path):
                             changed |= self._ingest_path(path)
         return changed
+
+    def _first_load(self) -> None:
+        """Read a long history into an empty store with ``tokend scan`` in a child.
+
+        This process runs threads, so it cannot fork parse workers; a fresh process
+        can, and reads a first history of hundreds of megabytes several times faster
+        than :meth:`_full_scan` would (:mod:`tokend.tail_pool`). Only for a first run
+        with at least :data:`~tokend.tail.PARALLEL_MIN_BYTES` to read; whatever the
+        child leaves undone (it failed, or was stopped) the full scan that follows
+        reads, and a scan cut short is safe to resume (:meth:`Store.bulk_load`).
+        """
+        from tokend.tail import PARALLEL_MIN_BYTES
+        from tokend.tail_pool import available_workers
+
+        if self._store is None or self._tailer is None or self._store.max_event_id() != 0:
+            return
+        if available_workers() < 2:
+            return
+        pending = 0
+        for _source, _root, path in self._tailer.discover():
+            with contextlib.suppress(OSError):
+                pending += path.stat().st_size
+        if pending < PARALLEL_MIN_BYTES:
+            return
+        log.info("first run: reading %.0f MB of history in a child process", pending / 1e6)
+        with tempfile.TemporaryFile() as stderr:  # a pipe could fill up and block it
+            child = subprocess.Popen(
+                [sys.executable, "-c", _SCAN_IN_CHILD], env=dict(self.ctx.env),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
+            while child.poll() is None:
+                if self.stop_event.wait(0.1):
+                    child.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(5)
+                    child.kill()
+                    child.wait()
+                    return
+            if child.returncode != 0:
+                stderr.seek(0)
+                tail = stderr.read()[-500:].decode(errors="replace").strip()
+                log.warning("the first scan in a child failed (exit %d): %s; reading here "
+                            "instead", child.returncode, tail)
 
     def _full_scan(self) -> bool:
         """Every file of every root; stops early when the daemon is asked to stop."""

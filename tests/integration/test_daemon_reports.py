@@ -151,3 +151,19 @@ def test_a_price_edit_while_the_daemon_runs_reprices_what_it_serves(fake: Env) -
     fake.stop(fake.procs[-1])
     alone = json.loads(fake.cli("daily", "--json").stdout)
     assert alone["totals"]["totalCost"] == pytest.approx(15.0)
+
+
+def test_a_first_run_reads_a_long_history_in_a_child_process(fake: Env) -> None:
+    # 27 MB in 8 sessions: over the 16 MB from which a scan forks parse workers.
+    pad = "x" * 2000
+    for n in range(8):
+        line = claude_line(3, session=f"s{n}", output_tokens=0)
+        padded = line.replace('"text": "ok"', f'"text": "{pad}"')
+        append(fake.session(f"s{n}"), padded * 1250)
+    expected = 8 * 3  # each session repeats one response 1250 times: counted once
+    fake.start()
+    wait_until(lambda: "initial scan done" in fake.log(), timeout=60, why=fake.log)
+    assert "first run: reading 27 MB of history in a child process" in fake.log()
+    assert fake.stored_input() == expected
+    served = fake.served("daily", "--json")
+    assert served.returncode == 0 and daily_input(served.stdout) == expected
