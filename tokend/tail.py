@@ -217,15 +217,19 @@ class Tailer:
 
     def discover(self, errors: list[str] | None = None) -> list[tuple[Source, Root, Path]]:
         """Every log file below every existing root."""
-        found: list[tuple[Source, Root, Path]] = []
+        return [(source, root, Path(name)) for source, root, name in self._names(errors)]
+
+    def _names(self, errors: list[str] | None) -> list[tuple[Source, Root, str]]:
+        """:meth:`discover` with the paths as strings."""
+        found: list[tuple[Source, Root, str]] = []
 
         def on_error(exc: OSError) -> None:
             if errors is not None:
                 errors.append(f"cannot read {exc.filename}: {exc.strerror or exc}")
 
         for source, root in self.roots:
-            for path in source.files(root, on_error):
-                found.append((source, root, path))
+            for name in source.file_names(root, on_error):
+                found.append((source, root, name))
         return found
 
     def scan(self, progress: Progress | None = None, *, workers: int | None = 1) -> ScanReport:
@@ -240,20 +244,21 @@ class Tailer:
         """
         report = ScanReport(roots=[r for _, r in self.roots])
         report.missing_roots = [r for _, r in self.roots if not r.path.is_dir()]
-        targets = self.discover(report.errors)
+        targets = self._names(report.errors)
         known = self.store.file_marks()
         changed: list[tuple[Source, Root, Path]] = []
         todo: list[int] = []
-        for source, root, path in targets:
+        stat = os.stat
+        for source, root, name in targets:
             try:
-                st = path.stat()
+                st = stat(name)
             except OSError:
                 st = None
-            mark = known.get(str(path))
+            mark = known.get(name)
             if st is not None and mark is not None and _unchanged(mark, st):
                 report.files += 1  # nothing new: no need to open it (warm reports)
                 continue
-            changed.append((source, root, path))
+            changed.append((source, root, Path(name)))
             size = st.st_size if st is not None else 0
             same_file = mark is not None and st is not None and mark[1] == st.st_ino
             todo.append(max(0, size - (mark[2] if mark is not None and same_file else 0)))

@@ -13,14 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
 from tokend.models import Agent, Record
 
-__all__ = ["FileParser", "OnError", "Root", "Source", "walk_files"]
+__all__ = ["FileParser", "OnError", "Root", "Source", "walk_files", "walk_names"]
 
 OnError = Callable[[OSError], None]
+
+_NAME = attrgetter("name")
+"""Sort key of directory entries (in C: a warm scan sorts thousands)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,11 @@ class Source(Protocol):
         """
         ...
 
+    def file_names(self, root: Root, on_error: OnError) -> Iterable[str]:
+        """:meth:`files` as strings: a warm scan only stats thousands of files, and
+        building a ``Path`` for each costs more than the stat (:func:`walk_names`)."""
+        ...
+
     def wants(self, root: Root, path: Path) -> bool:
         """Whether a file the watcher reports below ``root`` is a log to read."""
         ...
@@ -96,13 +105,13 @@ class Source(Protocol):
         ...
 
 
-def walk_files(top: Path, match: Callable[[str], bool], on_error: OnError) -> Iterator[Path]:
+def walk_names(top: Path, match: Callable[[str], bool], on_error: OnError) -> Iterator[str]:
     """Files below ``top`` whose name satisfies ``match``, sorted, at any depth.
 
     Symlinked folders are not followed (no loops); unreadable folders go to
     ``on_error``. A missing ``top`` yields nothing: roots may appear later. Uses
-    ``os.scandir`` (the entry says file or folder without a ``stat``): a warm report
-    walks thousands of session files before it can answer.
+    ``os.scandir`` (the entry says file or folder without a ``stat``) and yields
+    strings: a warm report walks thousands of session files before it can answer.
     """
     if not top.is_dir():
         return
@@ -111,7 +120,7 @@ def walk_files(top: Path, match: Callable[[str], bool], on_error: OnError) -> It
         folder = stack.pop()
         try:
             with os.scandir(folder) as listing:
-                entries = sorted(listing, key=_name)
+                entries = sorted(listing, key=_NAME)
         except OSError as exc:
             on_error(exc)  # unreadable, or removed since its parent was listed
             continue
@@ -124,9 +133,10 @@ def walk_files(top: Path, match: Callable[[str], bool], on_error: OnError) -> It
             if is_dir:
                 folders.append(entry.path)
             elif match(entry.name):
-                yield Path(entry.path)
+                yield entry.path
         stack.extend(reversed(folders))
 
 
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
+def walk_files(top: Path, match: Callable[[str], bool], on_error: OnError) -> Iterator[Path]:
+    """:func:`walk_names` as paths."""
+    return map(Path, walk_names(top, match, on_error))

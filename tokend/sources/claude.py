@@ -36,7 +36,7 @@ from typing import Any
 
 from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso
-from tokend.sources.base import OnError, Root, walk_files
+from tokend.sources.base import OnError, Root, walk_files, walk_names
 
 __all__ = [
     "SOURCE",
@@ -603,6 +603,9 @@ class ClaudeSource:
     def files(self, root: Root, on_error: OnError) -> Iterable[Path]:
         """Every ``*.jsonl`` at any depth: sessions, ``subagents/``, older layouts."""
         return walk_files(root.path, _is_log_name, on_error)
+
+    def file_names(self, root: Root, on_error: OnError) -> Iterable[str]:
+        return walk_names(root.path, _is_log_name, on_error)
 
     def wants(self, root: Root, path: Path) -> bool:
         return _is_log_name(path.name) and _is_below(path, root.path)

@@ -87,7 +87,7 @@ from typing import Any
 
 from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso, utc_ms
-from tokend.sources.base import OnError, Root, walk_files
+from tokend.sources.base import OnError, Root, walk_names
 
 __all__ = [
     "FALLBACK_MODEL",
@@ -165,8 +165,11 @@ class CodexSource:
         return [Root("codex", path, _account(path, home)) for path in paths]
 
     def files(self, root: Root, on_error: OnError) -> Iterable[Path]:
+        return map(Path, self.file_names(root, on_error))
+
+    def file_names(self, root: Root, on_error: OnError) -> Iterable[str]:
         for sub in SUBDIRS:
-            yield from walk_files(root.path / sub, _is_rollout, on_error)
+            yield from walk_names(root.path / sub, _is_rollout, on_error)
 
     def wants(self, root: Root, path: Path) -> bool:
         return _is_rollout(path.name) and any(

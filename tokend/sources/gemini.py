@@ -401,6 +401,9 @@ class GeminiSource:
                 if self.wants(root, path):
                     yield path
 
+    def file_names(self, root: Root, on_error: OnError) -> Iterator[str]:
+        return map(str, self.files(root, on_error))
+
     def wants(self, root: Root, path: Path) -> bool:
         """``tmp/<project>/chats/session-*.json[l]`` or a subagent's
         ``tmp/<project>/chats/<parent>/<id>.json[l]``; never a ``.meta.json`` sidecar,
