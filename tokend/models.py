@@ -120,16 +120,24 @@ Record = Union[UsageEvent, LimitObservation]  # noqa: UP007 - a runtime alias on
 def utc_from_iso(text: str) -> datetime:
     """Parse an ISO-8601 timestamp with any offset (or ``Z``) into an aware UTC datetime.
 
-    A naive timestamp is taken as UTC, which is what every agent writes.
+    A naive timestamp is taken as UTC, which is what every agent writes. Called for
+    every usage line of a scan, so the common case (``...Z``, which Python 3.11's
+    parser reads as UTC itself) is one C call; Python 3.10 and a lowercase ``z`` take
+    the slower path.
     """
-    if text[-1:] in ("Z", "z"):
-        # What every agent writes: a UTC instant, so no conversion is needed.
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        if text[-1:] not in ("Z", "z"):
+            raise
         naive = datetime.fromisoformat(text[:-1])
         if naive.tzinfo is not None:
-            raise ValueError(f"two UTC offsets in {text!r}")
+            raise ValueError(f"two UTC offsets in {text!r}") from None
         return naive.replace(tzinfo=timezone.utc)
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is timezone.utc:
+        return value
+    if tz is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,36 @@ InsertRow = tuple[object, ...]
 
 _BULK_MARK = "bulk_load"
 
+_PENDING_ROWS = 16384
+"""Event rows a bulk load holds in Python before handing them to SQLite (besides at
+every :meth:`Store.flush_group`): few ``executemany`` calls, bounded memory."""
+
+_STATE_JSON = json.JSONEncoder(separators=(",", ":"))
+"""Encodes parser states as ``json.dumps(state, separators=(",", ":"))`` would,
+without building an encoder per call (that is most of the cost of a small state)."""
+
+_FILE_COLUMNS = "path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed, updated_at"
+_ON_FILE_CONFLICT = """
+ON CONFLICT(path) DO UPDATE SET agent=excluded.agent, root=excluded.root,
+    dev=excluded.dev, ino=excluded.ino, offset=excluded.offset, size=excluded.size,
+    mtime_ns=excluded.mtime_ns, state=excluded.state, malformed=excluded.malformed,
+    updated_at=excluded.updated_at
+"""
+_UPSERT_FILE = (
+    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({', '.join('?' * 11)}){_ON_FILE_CONFLICT}"
+    "RETURNING id"
+)
+_UPSERT_FILE_WITH_ID = (
+    f"INSERT INTO files (id, {_FILE_COLUMNS}) VALUES ({', '.join('?' * 12)}){_ON_FILE_CONFLICT}"
+)
+"""The files upsert of a bulk load, whose ids are given in Python (:class:`_BulkLoad`)."""
+
+_INSERT_LIMIT = (
+    "INSERT OR IGNORE INTO limits (agent, root, limit_id, window_minutes, used_percent, "
+    "resets_at, observed_at, source, reached, plan_type, session_id) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
 _EVENT_COLUMNS = (
     "dedup_key, shadow_key, rank, agent, root, session_id, project, model, ts, input, output, "
     "cache_read, cache_write_5m, cache_write_1h, reasoning, tools, sidechain, speed, cost, file_id"
@@ -179,6 +209,15 @@ _UPSERT_REPLAY = _UPSERT_EVENT.replace(
     "WHERE shadow_key = ? AND sidechain = 0 AND dedup_key != ?)",
 )
 """The upsert of a sidechain copy, skipped while a primary of its message is stored."""
+
+_DROP_SHADOWED_REPLAY = """
+DELETE FROM events WHERE dedup_key = ? AND sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM events AS p
+    WHERE p.shadow_key = events.shadow_key AND p.sidechain = 0 AND p.dedup_key != events.dedup_key
+)
+"""
+"""``_SHADOWED_REPLAYS`` for one dedup key: when a bulk load knows which rows may be
+sidechain copies, looking up those few is cheaper than reading the whole table."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +330,37 @@ class CheckpointRow:
     announced_ms: int | None
 
 
+@dataclass
+class _BulkLoad:
+    """What a bulk load (:meth:`Store.bulk_load`) keeps in Python.
+
+    Batches wait here until :meth:`Store.flush_group` (or :data:`_PENDING_ROWS` rows)
+    and are then written with one ``executemany`` per table, not three statements per
+    batch: files by path (a file's last batch wins, as the upsert would make it),
+    event and limit rows in order. File ids are given here as SQLite would give
+    them, one more than the largest, so event rows carry theirs without a
+    ``RETURNING`` per batch. ``replays`` gathers the dedup keys of sidechain copies:
+    the only rows the replay rule can drop at the end.
+    """
+
+    file_ids: dict[str, int]
+    next_file_id: int
+    files: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    events: list[tuple[Sequence[InsertRow], tuple[int]]] = field(default_factory=list)
+    """Batches of rows with the file id to add to each: the full rows are built only
+    as SQLite takes them, so they do not pile up (and wake the garbage collector)."""
+    event_count: int = 0
+    limits: list[tuple[object, ...]] = field(default_factory=list)
+    replays: set[str] = field(default_factory=set)
+
+    def file_id(self, path: str) -> int:
+        file_id = self.file_ids.get(path)
+        if file_id is None:
+            file_id = self.file_ids[path] = self.next_file_id
+            self.next_file_id += 1
+        return file_id
+
+
 class Store:
     """A connection to the store; one per thread.
 
@@ -302,7 +372,7 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._grouped = 0
-        self._bulk = False
+        self._bulk: _BulkLoad | None = None
         try:
             if readonly:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
@@ -354,6 +424,8 @@ class Store:
     # -- files ------------------------------------------------------------------
 
     def file_row(self, path: str) -> FileRow | None:
+        if self._bulk is not None and path in self._bulk.files:
+            self._write_pending()  # a file listed twice sees its first read
         row = self.db.execute(
             "SELECT id, path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed "
             "FROM files WHERE path = ?",
@@ -365,12 +437,14 @@ class Store:
         """Every file's ``(dev, ino, offset, size, mtime_ns)`` by path: what a scan
         compares with a fresh ``stat`` to skip unchanged files, without decoding the
         parser states :meth:`file_rows` carries."""
+        self._write_pending()
         return {
             r[0]: (r[1], r[2], r[3], r[4], r[5])
             for r in self.db.execute("SELECT path, dev, ino, offset, size, mtime_ns FROM files")
         }
 
     def file_rows(self) -> list[FileRow]:
+        self._write_pending()
         rows = self.db.execute(
             "SELECT id, path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed "
             "FROM files ORDER BY path"
@@ -401,31 +475,34 @@ class Store:
         ``malformed`` is the file's running count of skipped lines (not a delta), so
         a re-read of the same bytes does not inflate it. ``rows`` are events already
         turned into columns by :func:`event_rows` (a parse worker does that, so the
-        writing process only writes); they are stored after ``events``.
+        writing process only writes); they are stored after ``events``. During a
+        bulk load the batch is held (``rows`` not copied) and written at the next
+        :meth:`flush_group`, before the commit: still all or nothing with its offset.
         """
+        state_json = None if state is None else _STATE_JSON.encode(state)
+        if self._bulk is not None:
+            self._pend(
+                path,
+                (path, agent, root, dev, ino, offset, size, mtime_ns, state_json, malformed,
+                 now_ms),
+                [*event_rows(events, root, cost_fn), *rows] if events else rows,
+                _limit_params(observations, root),
+            )
+            return
         scope: AbstractContextManager[object] = nullcontext() if self._grouped else self.db
         try:
             with scope:
                 cur = self.db.execute(
-                    "INSERT INTO files (path, agent, root, dev, ino, offset, size, mtime_ns, "
-                    "state, malformed, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(path) DO UPDATE SET agent=excluded.agent, root=excluded.root, "
-                    "dev=excluded.dev, ino=excluded.ino, offset=excluded.offset, "
-                    "size=excluded.size, mtime_ns=excluded.mtime_ns, state=excluded.state, "
-                    "malformed=excluded.malformed, updated_at=excluded.updated_at "
-                    "RETURNING id",
-                    (
-                        path, agent, root, dev, ino, offset, size, mtime_ns,
-                        json.dumps(state, separators=(",", ":")) if state is not None else None,
-                        malformed, now_ms,
-                    ),
+                    _UPSERT_FILE,
+                    (path, agent, root, dev, ino, offset, size, mtime_ns, state_json, malformed,
+                     now_ms),
                 )
                 file_id = int(cur.fetchone()[0])
                 if events:
                     self._upsert_rows(event_rows(events, root, cost_fn), file_id)
                 if rows:
                     self._upsert_rows(rows, file_id)
-                self._insert_observations(observations, root)
+                self.db.executemany(_INSERT_LIMIT, _limit_params(observations, root))
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
 
@@ -448,6 +525,44 @@ class Store:
         finally:
             self._grouped -= 1
 
+    def _pend(
+        self,
+        path: str,
+        file: tuple[object, ...],
+        rows: Sequence[InsertRow],
+        limits: list[tuple[object, ...]],
+    ) -> None:
+        """Hold a bulk load's batch (``file`` as :data:`_UPSERT_FILE` wants it) for
+        :meth:`_write_pending`."""
+        bulk = self._bulk
+        assert bulk is not None
+        file_id = bulk.file_id(path)
+        bulk.files[path] = (file_id, *file)
+        bulk.events.append((rows, (file_id,)))
+        bulk.event_count += len(rows)
+        bulk.replays.update(str(r[0]) for r in rows if r[_SIDECHAIN] and r[_SHADOW] is not None)
+        bulk.limits.extend(limits)
+        if bulk.event_count >= _PENDING_ROWS:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Hand a bulk load's held batches to SQLite, in the open transaction."""
+        bulk = self._bulk
+        if bulk is None or not bulk.files:
+            return
+        try:
+            self.db.executemany(_UPSERT_FILE_WITH_ID, bulk.files.values())
+            self.db.executemany(
+                _UPSERT_EVENT, (r + file_id for rows, file_id in bulk.events for r in rows)
+            )
+            self.db.executemany(_INSERT_LIMIT, bulk.limits)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from exc
+        bulk.files.clear()
+        bulk.events.clear()
+        bulk.event_count = 0
+        bulk.limits.clear()
+
     def _write_error(self, exc: sqlite3.Error) -> StoreError:
         """The one message every failed write gives: the path, and what to check."""
         return StoreError(
@@ -456,6 +571,7 @@ class Store:
         )
 
     def flush_group(self) -> None:
+        self._write_pending()
         try:
             self.db.commit()
         except sqlite3.Error as exc:
@@ -467,12 +583,10 @@ class Store:
 
         Two set-wise passes give the same result as taking the events one by one (a
         replay survives only while no primary of its message exists) with a few
-        ``executemany`` calls instead of two statements per event. During a bulk load
-        every row is a plain upsert and the replay rule runs once at the end.
+        ``executemany`` calls instead of two statements per event. A bulk load does
+        not come here: its rows are plain upserts (:meth:`_write_pending`) and the
+        replay rule runs once at the end.
         """
-        if self._bulk:
-            self.db.executemany(_UPSERT_EVENT, [(*r, file_id) for r in rows])
-            return
         primaries = []
         replaced = []
         sidechains = []
@@ -500,18 +614,22 @@ class Store:
 
         Only inside :meth:`grouped` and only while the store holds no event (a first
         scan): the lookup indexes are dropped and rebuilt at the end, and the replay
-        rule is applied once, set-wise. A mark in ``kv``, committed with the first
-        rows, makes the next open finish the job if the process dies half-way, so the
-        store never stays without its indexes.
+        rule is applied once, set-wise. Batches are held in Python and written a
+        group at a time (:class:`_BulkLoad`), always before the commit that records
+        their offsets. A mark in ``kv``, committed with the first rows, makes the next
+        open finish the job if the process dies half-way, so the store never stays
+        without its indexes.
         """
         if (
             not self._grouped
-            or self._bulk
+            or self._bulk is not None
             or self.db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
         ):
             yield False
             return
         try:
+            # Files without events (read before, nothing priced) keep their ids.
+            file_ids = dict(self.db.execute("SELECT path, id FROM files").fetchall())
             self.db.execute(
                 "INSERT OR REPLACE INTO kv (key, value) VALUES (?, '1')", (_BULK_MARK,)
             )
@@ -524,27 +642,36 @@ class Store:
             self.db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
-        self._bulk = True
+        bulk = self._bulk = _BulkLoad(file_ids, max(file_ids.values(), default=0) + 1)
         try:
             yield True
+            self._write_pending()
         except BaseException:
             # Keep only whole batches (as grouped() would), then leave the store usable;
             # if even that fails, the mark makes the next open finish the job.
-            self._bulk = False
+            self._bulk = None
             self.db.rollback()
             with suppress(StoreError, sqlite3.Error):
                 self._finish_bulk()
             raise
-        self._bulk = False
-        self._finish_bulk()
+        self._bulk = None
+        self._finish_bulk(bulk.replays)
 
-    def _finish_bulk(self) -> None:
-        """Rebuild the lookup indexes, apply the replay rule, clear the mark."""
+    def _finish_bulk(self, replays: Collection[str] | None = None) -> None:
+        """Rebuild the lookup indexes, apply the replay rule, clear the mark.
+
+        ``replays``: the dedup keys of every sidechain copy the load wrote, when
+        known; the rule then looks at these rows only instead of reading the whole
+        table (as it must when finishing a load cut short).
+        """
         try:
             with self.db:
                 for name, target in _SECONDARY_INDEXES.items():
                     self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
-                self.db.execute(_SHADOWED_REPLAYS)
+                if replays is None:
+                    self.db.execute(_SHADOWED_REPLAYS)
+                else:
+                    self.db.executemany(_DROP_SHADOWED_REPLAY, [(key,) for key in replays])
                 self.db.execute("DELETE FROM kv WHERE key = ?", (_BULK_MARK,))
             self.db.execute("PRAGMA cache_size=-2000")
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
@@ -552,25 +679,10 @@ class Store:
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
 
-    def _insert_observations(self, observations: Iterable[LimitObservation], root: str) -> None:
-        self.db.executemany(
-            "INSERT OR IGNORE INTO limits (agent, root, limit_id, window_minutes, used_percent, "
-            "resets_at, observed_at, source, reached, plan_type, session_id) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    o.agent, root, o.limit_id, o.window_minutes or 0, o.used_percent,
-                    utc_ms(o.resets_at) if o.resets_at else None, utc_ms(o.observed_at),
-                    o.source, int(o.reached), o.plan_type, o.session_id,
-                )
-                for o in observations
-            ],
-        )
-
     def add_observations(self, observations: Sequence[LimitObservation], root: str) -> None:
         """Record observations that did not come from a log file (statusline stdin)."""
         with self.db:
-            self._insert_observations(observations, root)
+            self.db.executemany(_INSERT_LIMIT, _limit_params(observations, root))
 
     # -- reading ----------------------------------------------------------------
 
@@ -883,6 +995,18 @@ def event_rows(events: Iterable[UsageEvent], root: str, cost_fn: CostFn) -> list
             ev.reasoning_tokens, ",".join(ev.tools), int(ev.sidechain), ev.speed, cost_fn(ev),
         )
         for ev in events
+    ]
+
+
+def _limit_params(observations: Iterable[LimitObservation], root: str) -> list[tuple[object, ...]]:
+    """Observations as :data:`_INSERT_LIMIT` wants them."""
+    return [
+        (
+            o.agent, root, o.limit_id, o.window_minutes or 0, o.used_percent,
+            utc_ms(o.resets_at) if o.resets_at else None, utc_ms(o.observed_at),
+            o.source, int(o.reached), o.plan_type, o.session_id,
+        )
+        for o in observations
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -121,3 +122,74 @@ def test_reprice_recomputes_only_when_the_table_changes(tmp_path: Path) -> None:
         assert [r.cost for r in store.events()] == [1.0]
         assert store.reprice(lambda e: None, "v2")
         assert store.unpriced_models() == ["m"]
+
+
+def _batch(store: Store, path: str, *events: UsageEvent, offset: int = 10,
+           obs: tuple[LimitObservation, ...] = ()) -> None:
+    store.commit_batch(
+        path=path, agent="claude", root="claude:/logs", dev=1, ino=len(path), offset=offset,
+        size=20, mtime_ns=0, state={"offset": offset}, malformed=offset // 10, events=list(events),
+        observations=list(obs), cost_fn=lambda e: e.output_tokens * 0.001, now_ms=offset,
+    )
+
+
+def _everything(store: Store) -> tuple[list[tuple[object, ...]], ...]:
+    """Every stored row; events without their id (a plain batch drops a replay at
+    once, a bulk load at the end, so the ids after it differ)."""
+    return (
+        store.db.execute(
+            "SELECT e.*, f.path FROM events e JOIN files f ON f.id = e.file_id ORDER BY e.dedup_key"
+        ).fetchall(),
+        store.db.execute("SELECT * FROM files ORDER BY id").fetchall(),
+        store.db.execute("SELECT * FROM limits ORDER BY id").fetchall(),
+    )
+
+
+def test_a_bulk_load_stores_what_plain_batches_store(tmp_path: Path) -> None:
+    """Held back and written a group at a time, the batches of a bulk load still give
+    every row the id and every winner the plain batch-by-batch upserts give: files
+    read before (without events) keep their ids, a file's last batch wins, a key seen
+    again keeps its first id, a replay beside its primary goes, limits stay in order."""
+    obs = LimitObservation(agent="codex", limit_id="codex", observed_at=T0, source="x",
+                           window_minutes=300, used_percent=33.0, resets_at=T0)
+
+    def load(store: Store) -> None:
+        _batch(store, "/logs/a.jsonl", event("m1:r2", 60, sidechain=True, shadow="m1"))
+        _batch(store, "/logs/b.jsonl", event("m1:r1", 50, shadow="m1"), obs=(obs,))
+        store.flush_group()
+        _batch(store, "/logs/c.jsonl", event("k", 8), event("m2:r9", 70, sidechain=True,
+                                                           shadow="m2"))
+        _batch(store, "/logs/a.jsonl", event("k", 164), offset=30)
+        row = store.file_row("/logs/a.jsonl")
+        assert row is not None and (row.id, row.offset) == (2, 30)  # seen before a commit
+        _batch(store, "/logs/d.jsonl", event("k", 9), obs=(obs,))
+
+    stores = {}
+    for bulk in (False, True):
+        store = stores[bulk] = Store(tmp_path / f"{bulk}.db")
+        _batch(store, "/logs/old.jsonl")  # read by an earlier scan, no events
+        with store.grouped(), store.bulk_load() if bulk else nullcontext(False) as on:
+            assert on == bulk
+            load(store)
+    bulk, plain = (_everything(stores[b]) for b in (True, False))
+    assert [row[1:] for row in bulk[0]] == [row[1:] for row in plain[0]]
+    assert bulk[1:] == plain[1:]
+    # Ids in order of first write, as SQLite gives them: the replay "m1:r2" had 1.
+    ids = stores[True].db.execute("SELECT dedup_key, id, file_id FROM events ORDER BY id")
+    assert ids.fetchall() == [("m1:r1", 2, 3), ("k", 3, 2), ("m2:r9", 4, 4)]
+
+
+def test_a_bulk_load_cut_short_keeps_only_committed_groups(tmp_path: Path) -> None:
+    """Rows held back or written without their commit go with the rollback; what was
+    committed stays, offsets with their rows."""
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(KeyboardInterrupt), store.grouped(), store.bulk_load():
+            _batch(store, "/logs/a.jsonl", event("a", 1))
+            store.flush_group()
+            _batch(store, "/logs/b.jsonl", event("b", 2))
+            store._write_pending()  # in SQLite's transaction, not committed
+            _batch(store, "/logs/c.jsonl", event("c", 3))
+            raise KeyboardInterrupt
+        assert outputs(store) == [1]
+        assert [r.path for r in store.file_rows()] == ["/logs/a.jsonl"]
+        assert store.get_kv("bulk_load") is None  # indexes rebuilt on the way out

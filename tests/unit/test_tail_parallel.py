@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.logbuilders import append
+from tokend import store as store_module
 from tokend import tail, tail_pool
 from tokend.sources.base import Root, Source
 from tokend.sources.claude import SOURCE as CLAUDE
@@ -160,4 +161,44 @@ def test_bulk_load_cut_short_is_finished_by_the_next_open(
     assert ("events_shadow",) not in indexes  # dropped for the load, not yet rebuilt
     monkeypatch.undo()
     _scan(path, roots, workers=1)  # opening the store finishes the load first
+    assert _dump(path) == _dump(expected)
+
+
+def test_parallel_bulk_load_cut_while_rows_wait_loses_and_doubles_nothing(
+    tmp_path: Path, roots: list[tuple[Source, Root]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load holds rows back until a group is committed. Cut short after some
+    groups, with the next one's rows handed to SQLite but not committed, it keeps
+    only the committed groups (offsets with their rows), leaves the indexes built,
+    and the next scan reads the rest: the store equals an uninterrupted one."""
+    if tail_pool.available_workers() < 2:
+        pytest.fail("this test needs two CPUs and fork; CI machines have both")
+    expected = _sequential(tmp_path, roots)
+    monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(tail, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tail, "GROUP_BYTES", 1)  # a group per file
+    monkeypatch.setattr(tail_pool, "TASK_BYTES", 2000)
+    monkeypatch.setattr(store_module, "_PENDING_ROWS", 1)  # rows go to SQLite at once
+    path = tmp_path / "cut.db"
+    store = Store(path)
+    real_flush = store.flush_group
+    flushes = 0
+
+    def dying_flush() -> None:
+        nonlocal flushes
+        flushes += 1
+        if flushes == 4:
+            raise KeyboardInterrupt  # after 3 groups, with the 4th's rows in SQLite
+        real_flush()
+
+    monkeypatch.setattr(store, "flush_group", dying_flush)
+    with pytest.raises(KeyboardInterrupt):
+        Tailer(store, roots, cost_fn=lambda e: 0.5, clock=lambda: 0.0).scan(workers=2)
+    store.db.close()
+    events, files, _limits, indexes, kv = _dump(path)
+    assert events and 0 < len(files) <= 3 and ("bulk_load",) not in kv
+    assert ("events_shadow",) in indexes
+    assert {f for (*_, f) in events} <= {f[0] for f in files}  # no row without its offset
+    monkeypatch.undo()
+    _scan(path, roots, workers=2)
     assert _dump(path) == _dump(expected)
