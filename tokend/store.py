@@ -40,7 +40,8 @@ __all__ = [
 CostFn = Callable[[UsageEvent], "float | None"]
 
 # Each entry moves the schema from version i to i + 1. Never edit a shipped entry:
-# add a new one, so every existing store migrates forward.
+# add a new one, so every existing store migrates forward. Statements are split on
+# ";" (run in one transaction), so none may hold a ";" of its own.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE files (
@@ -403,10 +404,23 @@ class Store:
                 f"tokend ({SCHEMA_VERSION})",
                 hint="upgrade tokend, or move the store away to start afresh",
             )
-        for number in range(version, SCHEMA_VERSION):
-            with self.db:
-                self.db.executescript(MIGRATIONS[number])
+        if version == SCHEMA_VERSION:
+            return
+        # The daemon's worker and a report may create a new store at the same moment:
+        # take the write lock, then look again, and migrate in that one transaction
+        # (executescript() would commit at once, each statement on its own).
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={number + 1}")
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
 
     @property
     def schema_version(self) -> int:

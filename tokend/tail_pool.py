@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +71,13 @@ _JOBS: list[tuple[Source, Root, Path]] = []
 _COST_FN: CostFn | None = None
 
 
+def _worker_start() -> None:
+    """Let a worker die of the pool's SIGTERM even when the scan runs with SIGTERM
+    blocked (a child of the daemon inherits its mask): the pool's ``terminate()``, on
+    every way out of :func:`read_in_parallel`, would otherwise wait for it forever."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def available_workers(limit: int = 4) -> int:
     """CPUs this process may run on, at most ``limit``; 1 where fork is missing."""
     if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
@@ -102,7 +110,7 @@ def read_in_parallel(
     global _JOBS, _COST_FN
     _JOBS, _COST_FN = changed, tailer.cost_fn
     try:
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start)
     except OSError:
         _JOBS, _COST_FN = [], None
         return False

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +44,31 @@ def test_new_store_is_at_the_current_schema_in_wal_mode(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
         assert store.schema_version == SCHEMA_VERSION
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_processes_creating_the_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """The daemon's worker and a report often open a new store together: each must
+    get the whole schema, none a 'table files already exists'."""
+    path = tmp_path / "usage.sqlite3"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tokend.store import Store\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "Store(Path(sys.argv[1])).close()\n"
+    )
+    start = time.time() + 1.0  # every process imported and waiting when it comes
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), str(start)],
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=30)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.counts()["events"] == 0
 
 
 def test_a_store_from_a_newer_tokend_is_refused_with_the_path(tmp_path: Path) -> None:

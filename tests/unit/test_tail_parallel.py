@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,23 @@ def test_parallel_bulk_load_cut_while_rows_wait_loses_and_doubles_nothing(
     monkeypatch.undo()
     _scan(path, roots, workers=2)
     assert _dump(path) == _dump(expected)
+
+
+def test_parse_workers_take_sigterm_even_when_the_scan_blocks_it() -> None:
+    """A child of the daemon starts with the daemon's signal mask (SIGTERM blocked).
+    Its parse workers must still die of the pool's SIGTERM: the pool's terminate(),
+    on every way out of a parallel scan, waits for them (a hang seen for real)."""
+    script = (
+        "import multiprocessing, signal\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+        "from tokend import tail_pool\n"
+        "def blocked():\n"
+        "    return signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ())\n"
+        "ctx = multiprocessing.get_context('fork')\n"
+        "with ctx.Pool(1) as plain, ctx.Pool(1, initializer=tail_pool._worker_start) as ours:\n"
+        "    print(plain.apply(blocked), ours.apply(blocked))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]  # inherited, then cleared by ours
