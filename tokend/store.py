@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -380,7 +381,7 @@ class Store:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(path, timeout=10)
-                self.db.execute("PRAGMA journal_mode=WAL")
+                _use_wal(self.db)
                 self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
             if not readonly:
@@ -989,6 +990,23 @@ class Store:
                 (fingerprint,),
             )
         return True
+
+
+def _use_wal(db: sqlite3.Connection, wait: float = 10.0) -> None:
+    """Put the store in WAL mode (it stays so: later opens only check).
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at
+    once, without its busy handler, when another process is switching a new store
+    at the same moment (the daemon's worker and a report): so it is retried.
+    """
+    deadline = time.monotonic() + wait
+    while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _file_row(r: tuple[Any, ...]) -> FileRow:

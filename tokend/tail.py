@@ -29,6 +29,10 @@ CHUNK = 4 << 20
 GROUP_BYTES = 32 << 20
 """A scan commits once per this many bytes read, not once per file."""
 
+BULK_GROUP_BYTES = 128 << 20
+"""The same during a bulk load: each commit rewrites most pages of the dedup index,
+and a first scan has nothing to share the store with yet."""
+
 BULK_MIN_BYTES = 16 << 20
 """A scan of an empty store with this much to read loads in bulk (:meth:`Store.bulk_load`)."""
 
@@ -214,6 +218,8 @@ class Tailer:
         self.roots = list(roots)
         self.cost_fn = cost_fn
         self.clock = clock
+        self.group_bytes = GROUP_BYTES
+        """Bytes read between two commits of the scan under way (set by :meth:`scan`)."""
 
     def discover(self, errors: list[str] | None = None) -> list[tuple[Source, Root, Path]]:
         """Every log file below every existing root."""
@@ -265,9 +271,12 @@ class Tailer:
         if not changed:
             return report
         total = sum(todo)
+        self.group_bytes = GROUP_BYTES
         with self.store.grouped():
             if total >= BULK_MIN_BYTES:
-                with self.store.bulk_load():
+                with self.store.bulk_load() as bulk:
+                    if bulk:
+                        self.group_bytes = BULK_GROUP_BYTES
                     self._read_all(changed, todo, report, progress, workers)
             else:
                 self._read_all(changed, todo, report, progress, workers)
@@ -294,7 +303,7 @@ class Tailer:
             report.add(result)
             done += size
             unflushed += result.bytes_read
-            if unflushed >= GROUP_BYTES:
+            if unflushed >= self.group_bytes:
                 self.store.flush_group()
                 unflushed = 0
             if progress is not None:

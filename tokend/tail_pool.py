@@ -102,7 +102,7 @@ def read_in_parallel(
     Returns ``False`` (nothing read) when workers cannot be started here; the caller
     then reads sequentially.
     """
-    from tokend.tail import GROUP_BYTES, FileResult
+    from tokend.tail import FileResult
 
     workers = available_workers(workers)
     if workers < 2:
@@ -123,7 +123,7 @@ def read_in_parallel(
         report.add(result)
         done += todo[index]
         unflushed += result.bytes_read
-        if unflushed >= GROUP_BYTES:
+        if unflushed >= tailer.group_bytes:
             store.flush_group()
             unflushed = 0
         if progress is not None:

@@ -136,7 +136,7 @@ def test_bulk_load_cut_short_is_finished_by_the_next_open(
     reads only what was not committed, so the store equals an uninterrupted one."""
     expected = _sequential(tmp_path, roots)
     monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
-    monkeypatch.setattr(tail, "GROUP_BYTES", 1)  # commit after every file
+    monkeypatch.setattr(tail, "BULK_GROUP_BYTES", 1)  # commit after every file
     path = tmp_path / "cut.db"
     store = Store(path)
     real_commit = store.commit_batch
@@ -178,7 +178,7 @@ def test_parallel_bulk_load_cut_while_rows_wait_loses_and_doubles_nothing(
     expected = _sequential(tmp_path, roots)
     monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
     monkeypatch.setattr(tail, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(tail, "GROUP_BYTES", 1)  # a group per file
+    monkeypatch.setattr(tail, "BULK_GROUP_BYTES", 1)  # a group per file
     monkeypatch.setattr(tail_pool, "TASK_BYTES", 2000)
     monkeypatch.setattr(store_module, "_PENDING_ROWS", 1)  # rows go to SQLite at once
     path = tmp_path / "cut.db"
