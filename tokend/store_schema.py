@@ -1,0 +1,187 @@
+"""The store's schema and SQL text: the migrations and the statements the store runs.
+
+Kept apart from :mod:`tokend.store` so the SQL reads in one place and the store's
+logic in another; nothing here runs, it is only text (and the schema version).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DROP_SHADOWED_REPLAY",
+    "INSERT_LIMIT",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SECONDARY_INDEXES",
+    "SHADOWED_REPLAYS",
+    "TOTAL_SQL",
+    "UPSERT_EVENT",
+    "UPSERT_FILE",
+    "UPSERT_FILE_WITH_ID",
+    "UPSERT_REPLAY",
+]
+
+# Each entry moves the schema from version i to i + 1. Never edit a shipped entry:
+# add a new one, so every existing store migrates forward. Statements are split on
+# ";" (run in one transaction), so none may hold a ";" of its own.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        agent TEXT NOT NULL,
+        root TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        state TEXT,
+        malformed INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        shadow_key TEXT,
+        rank INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        root TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        project TEXT NOT NULL,
+        model TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        reasoning INTEGER NOT NULL,
+        tools TEXT NOT NULL,
+        sidechain INTEGER NOT NULL,
+        speed TEXT,
+        cost REAL,
+        file_id INTEGER
+    );
+    CREATE INDEX events_agent_ts ON events(agent, ts);
+    CREATE INDEX events_ts ON events(ts);
+    CREATE INDEX events_shadow ON events(shadow_key) WHERE shadow_key IS NOT NULL;
+    CREATE TABLE limits (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        root TEXT NOT NULL,
+        limit_id TEXT NOT NULL,
+        window_minutes INTEGER NOT NULL,
+        used_percent REAL,
+        resets_at INTEGER,
+        observed_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        reached INTEGER NOT NULL,
+        plan_type TEXT,
+        session_id TEXT,
+        UNIQUE (agent, root, limit_id, window_minutes, observed_at, source)
+    );
+    CREATE INDEX limits_agent_obs ON limits(agent, observed_at);
+    CREATE TABLE alerts (
+        key TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        fired_at INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE checkpoints (
+        session_id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        written_at INTEGER NOT NULL,
+        announced_at INTEGER
+    );
+    CREATE INDEX checkpoints_cwd ON checkpoints(cwd, written_at);
+    CREATE INDEX events_session ON events(session_id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+TOTAL_SQL = "input + output + cache_read + cache_write_5m + cache_write_1h"
+
+SECONDARY_INDEXES = {
+    "events_agent_ts": "events(agent, ts)",
+    "events_ts": "events(ts)",
+    "events_shadow": "events(shadow_key) WHERE shadow_key IS NOT NULL",
+    "events_session": "events(session_id)",
+}
+"""The events table's lookup indexes, dropped during a bulk load
+(:meth:`tokend.store.Store.bulk_load`) and built once at its end: sorting 100k keys
+once is several times cheaper than inserting them one by one into four B-trees."""
+
+SHADOWED_REPLAYS = """
+DELETE FROM events WHERE sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM events AS p
+    WHERE p.shadow_key = events.shadow_key AND p.sidechain = 0 AND p.dedup_key != events.dedup_key
+)
+"""
+"""The replay rule applied set-wise: a sidechain copy never stays beside a primary
+of the same message (what the per-batch DELETE and ``UPSERT_REPLAY`` keep true)."""
+
+_FILE_COLUMNS = "path, agent, root, dev, ino, offset, size, mtime_ns, state, malformed, updated_at"
+_ON_FILE_CONFLICT = """
+ON CONFLICT(path) DO UPDATE SET agent=excluded.agent, root=excluded.root,
+    dev=excluded.dev, ino=excluded.ino, offset=excluded.offset, size=excluded.size,
+    mtime_ns=excluded.mtime_ns, state=excluded.state, malformed=excluded.malformed,
+    updated_at=excluded.updated_at
+"""
+UPSERT_FILE = (
+    f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({', '.join('?' * 11)}){_ON_FILE_CONFLICT}"
+    "RETURNING id"
+)
+UPSERT_FILE_WITH_ID = (
+    f"INSERT INTO files (id, {_FILE_COLUMNS}) VALUES ({', '.join('?' * 12)}){_ON_FILE_CONFLICT}"
+)
+"""The files upsert of a bulk load, whose ids are given in Python
+(:class:`tokend.store._BulkLoad`)."""
+
+INSERT_LIMIT = (
+    "INSERT OR IGNORE INTO limits (agent, root, limit_id, window_minutes, used_percent, "
+    "resets_at, observed_at, source, reached, plan_type, session_id) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_EVENT_COLUMNS = (
+    "dedup_key, shadow_key, rank, agent, root, session_id, project, model, ts, input, output, "
+    "cache_read, cache_write_5m, cache_write_1h, reasoning, tools, sidechain, speed, cost, file_id"
+)
+UPSERT_EVENT = f"""
+INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({", ".join("?" * 20)})
+ON CONFLICT(dedup_key) DO UPDATE SET
+    shadow_key=excluded.shadow_key, rank=excluded.rank, root=excluded.root,
+    session_id=excluded.session_id, project=excluded.project, model=excluded.model,
+    ts=excluded.ts, input=excluded.input, output=excluded.output,
+    cache_read=excluded.cache_read, cache_write_5m=excluded.cache_write_5m,
+    cache_write_1h=excluded.cache_write_1h, reasoning=excluded.reasoning,
+    tools=excluded.tools, sidechain=excluded.sidechain, speed=excluded.speed,
+    cost=excluded.cost, file_id=excluded.file_id
+WHERE excluded.rank >= events.rank
+"""
+
+
+UPSERT_REPLAY = UPSERT_EVENT.replace(
+    f"VALUES ({', '.join('?' * 20)})",
+    f"SELECT {', '.join('?' * 20)} WHERE NOT EXISTS (SELECT 1 FROM events "
+    "WHERE shadow_key = ? AND sidechain = 0 AND dedup_key != ?)",
+)
+"""The upsert of a sidechain copy, skipped while a primary of its message is stored."""
+
+DROP_SHADOWED_REPLAY = """
+DELETE FROM events WHERE dedup_key = ? AND sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM events AS p
+    WHERE p.shadow_key = events.shadow_key AND p.sidechain = 0 AND p.dedup_key != events.dedup_key
+)
+"""
+"""``SHADOWED_REPLAYS`` for one dedup key: when a bulk load knows which rows may be
+sidechain copies, looking up those few is cheaper than reading the whole table."""
