@@ -128,9 +128,11 @@ class DaemonControls(DaemonState):
         ctx = self._caller(message)
         if not args.no_scan and not self._caught_up(ctx, _wait(message)):
             return None
-        with ctx.open_store() as store:
+        with ctx.open_store(readonly=True) as store:
             if store.get_kv("prices") != ctx.price_fingerprint:
-                return None  # the caller reprices (the daemon never does) and reports
+                # The sync follows the price file, so this is a table the daemon could
+                # not load (a broken prices.toml): the caller's own run says why.
+                return None
         return {"text": render(args, ctx, tty=message.get("tty") is True)}
 
     def _caller(self, message: dict[str, Any]) -> Context:

@@ -254,8 +254,9 @@ class DaemonWorker(DaemonState):
                 self._tailer_prices = fingerprint
                 self._store.set_kv("prices", "")
                 log.info("the price table changed: repricing")
-            return self._store.reprice(fresh.prices.cost, fingerprint) if (
-                self._store.get_kv("prices") != fingerprint) else False
+            if self._store.get_kv("prices") == fingerprint:
+                return False  # the usual case: the table itself is not even loaded
+            return self._store.reprice(fresh.prices.cost, fingerprint)
         except TokendError as exc:
             log.error("keeping the current prices: %s", exc)
             return False
