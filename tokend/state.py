@@ -346,16 +346,28 @@ def _agent_state(
 # -- 5-hour ----------------------------------------------------------------------------
 
 
-def _block_bounds(c: _Ctx) -> tuple[int, int, int] | None:
+def _block_bounds(c: _Ctx, not_before_ms: int | None = None) -> tuple[int, int, int] | None:
     """The last local 5-hour block up to now, following the chain back to a long pause.
 
     Works on hourly totals (a few dozen rows, whatever the traffic): block starts
     and ends are whole hours, and a pause longer than 5 hours is always between
-    two hours' buckets.
+    two hours' buckets. ``not_before_ms`` (an official reset that has passed) ends
+    the chain like a pause: the agent opened a new window there, so the first
+    block starts at it, or at the first use after it.
     """
     span = CHAIN_START_MS
     while True:
         since = c.now_ms - span
+        if not_before_ms is not None and since <= not_before_ms:
+            hours = [
+                win.HourBucket(*h)
+                for h in c.store.hourly(agent=c.agent, root=c.root, since_ms=not_before_ms,
+                                        until_ms=c.now_ms + 1)
+            ]
+            bounds = win.block_bounds_from_hours(hours)
+            if bounds is None or bounds[0] >= not_before_ms:
+                return bounds
+            return not_before_ms, not_before_ms + win.FIVE_HOURS_MS, bounds[2]
         hours = [
             win.HourBucket(*h)
             for h in c.store.hourly(agent=c.agent, root=c.root, since_ms=since,
@@ -375,7 +387,8 @@ def _block_bounds(c: _Ctx) -> tuple[int, int, int] | None:
 
 def _five_hour(c: _Ctx, rows: Sequence[LimitRow], a: AgentSettings) -> WindowState:
     official = lim.current_official(rows, c.agent, "5h", c.now)
-    bounds = _block_bounds(c)
+    reset = None if official is not None else _past_reset(c, rows, "5h")
+    bounds = _block_bounds(c, None if reset is None else utc_ms(reset))
     active = bounds is not None and c.now_ms < bounds[1]
     start_ms: int | None
     end_ms: int | None
@@ -414,7 +427,7 @@ def _weekly(
     official = lim.current_official(rows, c.agent, "weekly", c.now)
     parsed = win.parse_anchor(anchor)
     rolling = False
-    past = _past_weekly_reset(c, rows)
+    past = _past_reset(c, rows, "weekly")
     if official is not None and official.resets_at is not None and official.start is not None:
         start, end = official.start, official.resets_at
         tiles = [(start - timedelta(days=7 * (k + 1)), start - timedelta(days=7 * k))
@@ -456,13 +469,14 @@ def _weekly(
     )
 
 
-def _past_weekly_reset(c: _Ctx, rows: Sequence[LimitRow]) -> datetime | None:
-    """The newest official weekly reset that has passed (within the lookback)."""
+def _past_reset(c: _Ctx, rows: Sequence[LimitRow], kind: WindowKind) -> datetime | None:
+    """The newest official reset of a ``kind`` window that has passed (within the
+    lookback)."""
     passed = [
         r.resets_at for r in rows
         if r.resets_at is not None and r.resets_at <= c.now and r.observed_at <= c.now
         and lim.is_general(c.agent, r.limit_id)
-        and lim.kind_of(r.window_minutes, r.resets_at, r.observed_at) == "weekly"
+        and lim.kind_of(r.window_minutes, r.resets_at, r.observed_at) == kind
     ]
     return max(passed) if passed else None
 

@@ -210,7 +210,44 @@ def test_stale_official_after_reset_falls_back(env: Env) -> None:
     settings = Settings(codex=AgentSettings(five_hour_tokens=10_000))
     w = window(env.snap(settings=settings), "5h", "codex")
     assert w.provenance == "plan" and w.observed_at is None
-    assert w.percent == pytest.approx(20.0)
+    # The 2000 tokens were the reset window's: the new one has nothing yet.
+    assert w.used_tokens == 0
+    env.add(NOW, 1500, agent="codex")
+    w = window(env.snap(settings=settings), "5h", "codex")
+    assert w.provenance == "plan" and w.percent == pytest.approx(15.0)
+
+
+def test_after_an_official_reset_the_estimate_counts_only_what_came_after(env: Env) -> None:
+    """Use ran on across the reset, so the local block began before it; the agent
+    started a new window at the reset, and so does the estimate."""
+    reset = NOW - timedelta(minutes=40)  # 11:50
+    for minutes in (200, 150, 100, 60):
+        env.add(NOW - timedelta(minutes=minutes), 1000, agent="codex")
+    env.observe(codex_obs(300, 90.0, reset, reset - timedelta(minutes=30)))
+    env.add(NOW - timedelta(minutes=30), 2000, agent="codex")
+    env.add(NOW - timedelta(minutes=10), 3000, agent="codex")
+    settings = Settings(codex=AgentSettings(five_hour_tokens=10_000))
+    w = window(env.snap(settings=settings), "5h", "codex")
+    assert w.provenance in ("plan", "calibrated")  # an estimate, whichever
+    assert w.used_tokens == 5000
+    # The first use after the reset opens the window, on the hour as blocks are.
+    assert w.start == datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert w.resets_at == w.start + timedelta(hours=5)
+    # Once this block is over, the next one starts at the next use, as ever.
+    later = NOW + timedelta(hours=6)
+    env.add(later - timedelta(minutes=20), 4000, agent="codex")
+    w = window(env.snap(later, settings=settings), "5h", "codex")
+    assert w.used_tokens == 4000 and w.start == datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+
+
+def test_a_use_in_the_hour_of_the_reset_opens_the_window_at_the_reset(env: Env) -> None:
+    reset = NOW - timedelta(minutes=40)  # 11:50
+    env.add(NOW - timedelta(minutes=80), 1000, agent="codex")  # 11:10, before it
+    env.observe(codex_obs(300, 90.0, reset, reset - timedelta(minutes=30)))
+    env.add(NOW - timedelta(minutes=35), 2000, agent="codex")  # 11:55, after it
+    w = window(env.snap(), "5h", "codex")
+    assert w.used_tokens == 2000
+    assert (w.start, w.resets_at) == (reset, reset + timedelta(hours=5))
 
 
 def test_claude_limit_error_marks_full_until_its_reset(env: Env) -> None:
