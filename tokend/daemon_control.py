@@ -106,7 +106,6 @@ class DaemonControls(DaemonState):
         """
         from tokend.cli import build_parser
         from tokend.commands import Parser
-        from tokend.commands.reports import render
 
         argv = message.get("argv")
         if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
@@ -123,7 +122,8 @@ class DaemonControls(DaemonState):
             args = build_parser(argv, Quiet).parse_args(argv)
         except _BadArguments:
             return None
-        if getattr(args, "report_kind", None) is None:
+        render = getattr(args, "render", None)  # a command that can be served sets one
+        if render is None:
             return None
         ctx = self._caller(message)
         if not args.no_scan and not self._caught_up(ctx, _wait(message)):
@@ -133,7 +133,7 @@ class DaemonControls(DaemonState):
                 # The sync follows the price file, so this is a table the daemon could
                 # not load (a broken prices.toml): the caller's own run says why.
                 return None
-        return {"text": render(args, ctx, tty=message.get("tty") is True)}
+        return {"text": str(render(args, ctx, tty=message.get("tty") is True))}
 
     def _caller(self, message: dict[str, Any]) -> Context:
         """A context with the caller's environment and home, and this daemon's clock."""

@@ -79,6 +79,25 @@ def test_a_served_report_is_the_report_a_run_without_the_daemon_prints(fake: Env
     assert daily_input(fake.served("daily", "--json").stdout) == 390
 
 
+def test_blocks_are_served_too(fake: Env) -> None:
+    append(fake.session("s1"), claude_line(100) + claude_line(250))
+    fake.start()
+    served = fake.served("blocks", "--json")
+    assert served.returncode == 0, served.stderr
+    table = fake.served("blocks")
+    assert table.returncode == 0 and "370" in table.stdout, table.stdout
+    fake.stop(fake.procs[-1])
+    alone = fake.cli("blocks", "--json")
+    assert alone.returncode == 0, alone.stderr
+
+    def stable(text: str) -> list[tuple[Any, ...]]:  # what does not move with the clock
+        return [(b["id"], b["entries"], b["totalTokens"], b["isGap"])
+                for b in json.loads(text)["blocks"]]
+
+    assert stable(served.stdout) == stable(alone.stdout)
+    assert stable(served.stdout)[0][1:] == (2, 370, False)
+
+
 def test_an_append_just_before_the_report_is_in_it(fake: Env) -> None:
     path = fake.session()
     append(path, claude_line(100))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +20,9 @@ from tokend.models import utc_from_ms, utc_ms
 from tokend.store import Store
 from tokend.windows import HOUR_MS, Block, build_blocks, ccusage_burn, ccusage_projection
 
-__all__ = ["block_json", "blocks_json", "chain_start", "model_label", "register", "run"]
+__all__ = [
+    "block_json", "blocks_json", "chain_start", "model_label", "register", "render", "run",
+]
 
 RECENT_MS = 3 * 24 * HOUR_MS
 WARNING = 0.8
@@ -41,15 +44,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--session-length", "-n", type=float, default=5.0, metavar="HOURS",
                    help="block length in hours (default 5)")
     p.add_argument("--no-scan", action="store_true", help="do not read new log lines first")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, render=render)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    now = ctx.clock()
-    duration = int(args.session_length * HOUR_MS)
     with ctx.open_store() as store:
         if not args.no_scan:
             ctx.catch_up(store)
+    sys.stdout.write(render(args, ctx, tty=sys.stdout.isatty()))
+    return 0
+
+
+def render(args: argparse.Namespace, ctx: Context, *, tty: bool) -> str:
+    """The blocks' text from the store as it is (the caller brings it up to date);
+    the daemon calls this too, for a report asked over its socket."""
+    del tty  # the JSON is indented either way, as ccusage's
+    now = ctx.clock()
+    duration = int(args.session_length * HOUR_MS)
+    with ctx.open_store(readonly=True) as store:
         since = None
         if args.active or args.recent:
             cutoff = utc_ms(now) - (duration if args.active else RECENT_MS)
@@ -65,11 +77,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     blocks = select(blocks, now_ms, duration, active=args.active, recent=args.recent)
     limit = token_limit(args.token_limit, blocks, now_ms, duration)
     if args.json:
-        print(json.dumps(blocks_json(blocks, now_ms, duration, limit, args.token_limit is not None,
-                                     resets), indent=2, sort_keys=True))
-        return 0
-    print(_table(blocks, now_ms, duration, limit))
-    return 0
+        return json.dumps(blocks_json(blocks, now_ms, duration, limit,
+                                      args.token_limit is not None, resets),
+                          indent=2, sort_keys=True) + "\n"
+    return _table(blocks, now_ms, duration, limit) + "\n"
 
 
 def chain_start(store: Store, agent: str, cutoff_ms: int, now_ms: int,

@@ -68,7 +68,7 @@ def register(
                            help="first day of a week (default: sunday, as ccusage)")
         p.add_argument("--no-scan", action="store_true",
                        help="report from the store as it is, without reading new log lines")
-        p.set_defaults(func=run, report_kind=kind)
+        p.set_defaults(func=run, render=render, report_kind=kind)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
