@@ -263,42 +263,52 @@ class ClaudeParser:
         model: str,
     ) -> UsageEvent | None:
         """The event for this copy of a response, or ``None`` when an earlier copy
-        already said everything this one says (no store write for it)."""
+        already said everything this one says (no store write for it).
+
+        The costliest Python of a cold scan (once per usage line): written with few
+        calls and lookups; :func:`rank_of` and :func:`_tokens` state the rules.
+        """
         input_tokens, output_tokens, cache_read, write_5m, write_1h = _tokens(usage)
         speed_field = usage.get("speed")
         sidechain = obj.get("isSidechain") is True
-        rank = rank_of(
-            sidechain=sidechain,
-            total=input_tokens + output_tokens + cache_read + write_5m + write_1h,
-            has_speed=speed_field is not None,
+        total = input_tokens + output_tokens + cache_read + write_5m + write_1h
+        rank = (
+            (0 if sidechain else _SIDECHAIN_BIT)
+            | ((total if total < _TOTAL_CAP else _TOTAL_CAP) << 1)
+            | (speed_field is not None)
         )
-        message_id = _text(message.get("id"))
+        message_id = message.get("id")
+        if type(message_id) is not str or not message_id:
+            message_id = _text(message_id)
         key = self._dedup_key(obj, message_id)
+        content = message.get("content")
+        tools = _tool_names(content) if type(content) is list else ()
 
-        tools = _tool_names(message.get("content"))
         if key == self._key:
-            merged = self._tools + tuple(dict.fromkeys(t for t in tools if t not in self._tools))
-            grew = len(merged) > len(self._tools)
+            held = self._tools
+            added = tuple(dict.fromkeys(t for t in tools if t not in held)) if tools else ()
             if rank <= self._rank:
-                if not grew:
+                if not added:
                     return None  # an earlier copy of this response already said it all
-                self._tools = merged
+                self._tools = held + added
                 if self._best is not None:
                     # This copy adds a tool but not tokens: re-send the best copy with it.
-                    self._best = replace(self._best, tools=merged)
+                    self._best = replace(self._best, tools=self._tools)
                     return self._best
-            tools = merged
+            tools = held + added
         else:
             self._key = key
             self._rank = -1
             self._best = None
-            tools = tuple(dict.fromkeys(tools))
+            if len(tools) > 1:
+                tools = tuple(dict.fromkeys(tools))
 
+        session = obj.get("sessionId")
         event = UsageEvent(
             agent=AGENT,
             dedup_key=key,
             timestamp=_timestamp(obj),
-            session_id=_text(obj.get("sessionId")) or self._session,
+            session_id=session if type(session) is str and session else self._session,
             project=self._cwd or self._project,
             model=model,
             input_tokens=input_tokens,
