@@ -98,6 +98,25 @@ def test_blocks_are_served_too(fake: Env) -> None:
     assert stable(served.stdout)[0][1:] == (2, 370, False)
 
 
+def test_a_served_report_is_in_the_callers_time_zone(fake: Env) -> None:
+    append(fake.session("s1"), claude_line(100))
+    fake.start()  # the daemon runs in UTC
+    tokyo = {"TZ": "Asia/Tokyo"}
+    served = {argv: fake.served(*argv, **tokyo).stdout for argv in (("blocks",), ("daily",))}
+    fake.stop(fake.procs[-1])
+    for argv, text in served.items():
+        alone = subprocess.run(
+            [sys.executable, "-m", "tokend", *argv], env={**fake.env, **tokyo},
+            capture_output=True, text=True, timeout=30, cwd=fake.base, check=False,
+        )
+        assert alone.returncode == 0, alone.stderr
+        if argv == ("blocks",):  # the active block's minutes left move with the clock
+            text, local = text.splitlines()[:3], alone.stdout.splitlines()[:3]
+        else:
+            local = alone.stdout
+        assert text == local, argv
+
+
 def test_an_append_just_before_the_report_is_in_it(fake: Env) -> None:
     path = fake.session()
     append(path, claude_line(100))

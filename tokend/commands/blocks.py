@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 from typing import Any
 
 from tokend.context import Context
@@ -80,7 +80,9 @@ def render(args: argparse.Namespace, ctx: Context, *, tty: bool) -> str:
         return json.dumps(blocks_json(blocks, now_ms, duration, limit,
                                       args.token_limit is not None, resets),
                           indent=2, sort_keys=True) + "\n"
-    return _table(blocks, now_ms, duration, limit) + "\n"
+    from tokend.reports import local_zone
+
+    return _table(blocks, now_ms, duration, limit, local_zone(dict(ctx.env))) + "\n"
 
 
 def chain_start(store: Store, agent: str, cutoff_ms: int, now_ms: int,
@@ -203,14 +205,18 @@ def blocks_json(
                        for b in blocks]}
 
 
-def _table(blocks: list[Block], now_ms: int, duration: int, limit: int | None) -> str:
+def _table(
+    blocks: list[Block], now_ms: int, duration: int, limit: int | None, zone: tzinfo
+) -> str:
+    """The human table, times in ``zone`` (the user's, which in the daemon is not the
+    process's own)."""
     if not blocks:
         return "No usage blocks found. Run 'tokend scan' to read the agent logs first."
     head = f"{'Block start (local)':<22} {'Status':<10} {'Entries':>7} {'Tokens':>13} "
     head += f"{'% of limit':>10} {'Cost':>9}  Models"
     lines = [head, "-" * len(head)]
     for b in blocks:
-        start = datetime.fromtimestamp(b.start_ms / 1000, tz=timezone.utc).astimezone()
+        start = datetime.fromtimestamp(b.start_ms / 1000, tz=zone)
         if b.is_gap:
             hours = (b.end_ms - b.start_ms) / HOUR_MS
             lines.append(f"{start:%Y-%m-%d %H:%M}       (gap {hours:.1f} h)")
@@ -224,7 +230,7 @@ def _table(blocks: list[Block], now_ms: int, duration: int, limit: int | None) -
         if status:
             burn = ccusage_burn(b)
             proj = ccusage_projection(b, now_ms)
-            end = datetime.fromtimestamp(b.end_ms / 1000, tz=timezone.utc).astimezone()
+            end = datetime.fromtimestamp(b.end_ms / 1000, tz=zone)
             lines.append(f"  ends {end:%H:%M}, {round((b.end_ms - now_ms) / 60000)} min left")
             if burn is not None:
                 lines.append(f"  burn {burn.tokens_per_minute:,.0f} tokens/min, "
