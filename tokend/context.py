@@ -251,13 +251,14 @@ class Context:
         A running daemon has read every change its watcher reported, so asking it
         (:meth:`_daemon_current`) replaces walking and stat-ing every log file, which
         is most of a warm report's time on a long history. Without a daemon, or
-        when it cannot vouch for this caller's roots, the report scans itself.
-        Repricing stays here either way: the daemon does not reprice.
+        when it cannot vouch for this caller's roots, the report scans itself. The
+        daemon follows the price file on a sync; if it could not load it, the
+        reprice happens here (and fails here, naming the broken file).
         """
-        if store.get_kv("prices") != self.price_fingerprint:
-            store.reprice(self.prices.cost, self.prices.fingerprint)
         if not self._daemon_current():
-            self.refresh(store)
+            self.refresh(store)  # reprices first when the table changed
+        elif store.get_kv("prices") != self.price_fingerprint:
+            store.reprice(self.prices.cost, self.prices.fingerprint)
 
     def _daemon_current(self, wait: float = 10.0) -> bool:
         """Whether a daemon on this ``TOKEND_HOME`` says the store is current.
