@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _main(args)
 
 
-_SERVED = frozenset({"daily", "weekly", "monthly", "sessions", "blocks"})
+_SERVED = frozenset({"daily", "weekly", "monthly", "sessions", "blocks", "status"})
 """Commands a running daemon can answer for this process (:mod:`tokend.report_client`)."""
 
 

@@ -1,5 +1,5 @@
 """A report answered by the running daemon: the fast path of ``tokend daily`` & co.
-(``daily``, ``weekly``, ``monthly``, ``sessions``, ``blocks``).
+(``daily``, ``weekly``, ``monthly``, ``sessions``, ``blocks``, ``status``).
 
 With a daemon running, the store is current and every module a report needs is
 already imported in the daemon; what this process would spend is starting Python,

@@ -10,6 +10,7 @@ append made a moment before, and that it declines whatever it cannot vouch for.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -115,6 +116,35 @@ def test_a_served_report_is_in_the_callers_time_zone(fake: Env) -> None:
         else:
             local = alone.stdout
         assert text == local, argv
+
+
+def test_status_is_served_in_the_callers_time_zone(fake: Env) -> None:
+    append(fake.session("s1"), claude_line(100))
+    fake.start()  # the daemon runs in UTC
+
+    def clocks(text: str) -> list[str]:  # the wall-clock times of the table, not the ages
+        table = text.split("\n", 1)[1]  # past the daemon line (uptime, last ingest)
+        return re.findall(r"\b\d\d:\d\d\b", table)
+
+    tokyo = fake.served("status", TZ="Asia/Tokyo")
+    utc = fake.served("status")
+    assert tokyo.returncode == 0 and utc.returncode == 0, tokyo.stderr
+    assert clocks(tokyo.stdout) and clocks(tokyo.stdout) != clocks(utc.stdout)
+    served_json = json.loads(fake.served("status", "--json").stdout)
+    fake.stop(fake.procs[-1])
+    alone = subprocess.run(
+        [sys.executable, "-m", "tokend", "status"], env={**fake.env, "TZ": "Asia/Tokyo"},
+        capture_output=True, text=True, timeout=30, cwd=fake.base, check=False,
+    )
+    assert clocks(tokyo.stdout) == clocks(alone.stdout)
+    local_json = json.loads(fake.cli("status", "--json").stdout)
+
+    def windows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [(a["agent"], w["kind"], w["used_tokens"], w["provenance"],
+                 None if w["rolling"] else w["start"])  # a rolling week starts now - 7 d
+                for a in data["agents"] for w in a["windows"]]
+
+    assert windows(served_json) == windows(local_json) != []
 
 
 def test_an_append_just_before_the_report_is_in_it(fake: Env) -> None:

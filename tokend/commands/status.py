@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from tokend.context import Context
 from tokend.snapshot import AgentState, DaemonInfo, Snapshot, WindowState
 
-__all__ = ["daemon_lines", "format_status", "human_delta", "register", "run", "running_daemon"]
+if TYPE_CHECKING:
+    from tokend.store import Store
+
+__all__ = [
+    "daemon_lines", "format_status", "human_delta", "register", "render", "run", "running_daemon",
+]
 
 _KIND_NAMES = {"5h": "5-hour", "weekly": "weekly", "daily": "daily"}
 
@@ -29,24 +36,43 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="usage windows: used %%, resets, burn, projection, pace")
     p.add_argument("--json", action="store_true", help="the full snapshot as JSON")
     p.add_argument("--no-scan", action="store_true", help="do not read new log lines first")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, render=render)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from tokend.state import build_snapshot
-
     with ctx.open_store() as store:
         if not args.no_scan:
             ctx.catch_up(store)
-        snapshot = build_snapshot(store, ctx.roots(), ctx.settings, ctx.clock())
+        text = _render(args, ctx, store)
+    sys.stdout.write(text)
+    return 0
+
+
+def render(args: argparse.Namespace, ctx: Context, *, tty: bool) -> str:
+    """The status for a client of the daemon (:mod:`tokend.report_client`): the daemon
+    has caught up already, and reads on a connection of its own that writes nothing
+    (its worker is the one writer; its history cache is warm in memory anyway)."""
+    del tty
+    with ctx.open_store(readonly=True) as store:
+        return _render(args, ctx, store)
+
+
+def _render(args: argparse.Namespace, ctx: Context, store: Store) -> str:
+    """Build and format the snapshot in the caller's zones (``ctx.env``), not this
+    process's: in the daemon they may differ."""
+    from tokend.reports import local_zone
+    from tokend.state import build_snapshot, resolve_zone
+
+    zone = local_zone(dict(ctx.env))
+    settings = ctx.settings
+    snapshot = build_snapshot(store, ctx.roots(), settings, ctx.clock(),
+                              zone=resolve_zone(settings.weekly.timezone, ctx.env))
     if args.json:
         info = running_daemon(ctx)
         if info is not None:
             snapshot = replace(snapshot, daemon=info)
-        print(json.dumps(snapshot.to_dict(), indent=2))
-        return 0
-    print(format_status(snapshot, extra=daemon_lines(ctx, snapshot)))
-    return 0
+        return json.dumps(snapshot.to_dict(), indent=2) + "\n"
+    return format_status(snapshot, extra=daemon_lines(ctx, snapshot), zone=zone) + "\n"
 
 
 def daemon_lines(ctx: Context, snapshot: Snapshot) -> list[str]:
@@ -92,7 +118,8 @@ def human_delta(delta: timedelta) -> str:
 
 
 def _clock(at: datetime, now: datetime) -> str:
-    local, local_now = at.astimezone(), now.astimezone()
+    """``at`` as a wall-clock time in ``now``'s zone (the user's, see :func:`format_status`)."""
+    local, local_now = at.astimezone(now.tzinfo), now
     if local.date() == local_now.date():
         return f"{local:%H:%M}"
     if abs((local - local_now).days) < 6:
@@ -161,9 +188,15 @@ def _who(a: AgentState, snapshot: Snapshot) -> str:
     return f"{a.agent} ({a.account})"
 
 
-def format_status(snapshot: Snapshot, extra: list[str] | None = None) -> str:
-    """The status table, or a plain statement that nothing has been measured yet."""
-    now = snapshot.generated_at
+def format_status(
+    snapshot: Snapshot, extra: list[str] | None = None, zone: tzinfo | None = None
+) -> str:
+    """The status table, or a plain statement that nothing has been measured yet.
+
+    Times are shown in ``zone``, by default this process's own: the daemon renders a
+    client's status in the client's zone.
+    """
+    now = snapshot.generated_at.astimezone(zone)
     lines = list(extra or [])
     measured = [a for a in snapshot.agents if a.windows]
     if not measured:
