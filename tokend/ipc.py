@@ -6,9 +6,9 @@ One request per line, one response per line, each carrying ``"version"``:
 - response ``{"version": 1, "ok": true, "result": ...}`` or
   ``{"version": 1, "ok": false, "error": "..."}``.
 
-Commands (the daemon implements them, see :class:`Handler`): ``ping``, ``status``,
-``refresh``, ``pause`` (``minutes`` or ``until``; none: until resumed), ``resume``,
-``reload``, ``stop``, ``observe`` (``kind`` and ``payload``, e.g. Claude's statusLine
+Commands (the daemon implements them, see :class:`tokend.ipc_server.Handler`): ``ping``,
+``status``, ``refresh``, ``pause`` (``minutes`` or ``until``; none: until resumed),
+``resume``, ``reload``, ``stop``, ``observe`` (``kind`` and ``payload``, e.g. Claude's statusLine
 JSON), ``sync`` (``env``, ``home`` and ``wait``: answers ``{"current": true}`` once the
 store holds every change reported so far under the roots that environment names).
 The socket lives in the 0700 runtime dir, so only the user can connect; there
