@@ -137,6 +137,8 @@ class DaemonWorker(DaemonState):
             self._recompute()  # publish what the store knows before the first scan
             self._first_load()
             self._full_scan()
+            if self.stop_event.is_set():
+                return  # stopped half-way: the next start reads the rest
             self._ingest_spool()
             self._recompute()
             log.info("initial scan done")

@@ -9,8 +9,10 @@ append made a moment before, and that it declines whatever it cannot vouch for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -235,3 +237,36 @@ def test_a_first_run_reads_a_long_history_in_a_child_process(fake: Env) -> None:
     assert fake.stored_input() == expected
     served = fake.served("daily", "--json")
     assert served.returncode == 0 and daily_input(served.stdout) == expected
+
+
+def test_stopping_the_daemon_during_its_first_load_stops_the_child(fake: Env) -> None:
+    pad = "x" * 2000
+    for n in range(8):
+        line = claude_line(3, session=f"s{n}", output_tokens=0)
+        append(fake.session(f"s{n}"), line.replace('"text": "ok"', f'"text": "{pad}"') * 1250)
+    proc = fake.start()  # published what the store holds: the first load comes next
+    # Hold the store's write lock, so the child's scan waits for it and is caught alive.
+    lock = sqlite3.connect(fake.tokend / "data" / "usage.sqlite3", timeout=10)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        def children() -> list[int]:
+            found: list[int] = []
+            for task in Path(f"/proc/{proc.pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    found += [int(p) for p in (task / "children").read_text().split()]
+            return found
+
+        child = wait_until(children, timeout=30, why=fake.log)[0]
+        assert b"tokend" in Path(f"/proc/{child}/cmdline").read_bytes()
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: not Path(f"/proc/{child}").exists()
+                   or b"Z" in Path(f"/proc/{child}/stat").read_bytes().split(b")")[1][:3],
+                   timeout=10, why=fake.log)
+    finally:
+        lock.rollback()
+        lock.close()
+    assert proc.wait(15) == 0, fake.log()
+    assert "initial scan done" not in fake.log()  # it was not
+    fake.start()  # a later start reads everything
+    wait_until(lambda: "initial scan done" in fake.log(), timeout=60, why=fake.log)
+    assert fake.stored_input() == 8 * 3
