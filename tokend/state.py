@@ -358,16 +358,9 @@ def _block_bounds(c: _Ctx, not_before_ms: int | None = None) -> tuple[int, int, 
     span = CHAIN_START_MS
     while True:
         since = c.now_ms - span
-        if not_before_ms is not None and since <= not_before_ms:
-            hours = [
-                win.HourBucket(*h)
-                for h in c.store.hourly(agent=c.agent, root=c.root, since_ms=not_before_ms,
-                                        until_ms=c.now_ms + 1)
-            ]
-            bounds = win.block_bounds_from_hours(hours)
-            if bounds is None or bounds[0] >= not_before_ms:
-                return bounds
-            return not_before_ms, not_before_ms + win.FIVE_HOURS_MS, bounds[2]
+        capped = not_before_ms is not None and since <= not_before_ms
+        if capped and not_before_ms is not None:
+            since = not_before_ms  # the chain ends at the reset, whatever came before
         hours = [
             win.HourBucket(*h)
             for h in c.store.hourly(agent=c.agent, root=c.root, since_ms=since,
@@ -380,9 +373,15 @@ def _block_bounds(c: _Ctx, not_before_ms: int | None = None) -> tuple[int, int, 
             if hours[i].first_ms - hours[i - 1].last_ms > win.FIVE_HOURS_MS:
                 restart = i
                 break
-        if restart or hours[0].first_ms - since > win.FIVE_HOURS_MS or span >= CHAIN_MAX_MS:
-            return win.block_bounds_from_hours(hours[restart:])
+        if (capped or restart or hours[0].first_ms - since > win.FIVE_HOURS_MS
+                or span >= CHAIN_MAX_MS):
+            break
         span *= 2
+    bounds = win.block_bounds_from_hours(hours[restart:])
+    if bounds is not None and not_before_ms is not None and bounds[0] < not_before_ms:
+        # The first use after the reset came in the reset's own hour.
+        return not_before_ms, not_before_ms + win.FIVE_HOURS_MS, bounds[2]
+    return bounds
 
 
 def _five_hour(c: _Ctx, rows: Sequence[LimitRow], a: AgentSettings) -> WindowState:

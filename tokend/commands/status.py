@@ -60,10 +60,9 @@ def render(args: argparse.Namespace, ctx: Context, *, tty: bool) -> str:
 def _render(args: argparse.Namespace, ctx: Context, store: Store) -> str:
     """Build and format the snapshot in the caller's zones (``ctx.env``), not this
     process's: in the daemon they may differ."""
-    from tokend.reports import local_zone
     from tokend.state import build_snapshot, resolve_zone
 
-    zone = local_zone(dict(ctx.env))
+    zone = resolve_zone("local", ctx.env)
     settings = ctx.settings
     snapshot = build_snapshot(store, ctx.roots(), settings, ctx.clock(),
                               zone=resolve_zone(settings.weekly.timezone, ctx.env))

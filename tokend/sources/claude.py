@@ -265,21 +265,18 @@ class ClaudeParser:
         """The event for this copy of a response, or ``None`` when an earlier copy
         already said everything this one says (no store write for it).
 
-        The costliest Python of a cold scan (once per usage line): written with few
-        calls and lookups; :func:`rank_of` and :func:`_tokens` state the rules.
+        The costliest Python of a cold scan (once per usage line), so written with
+        few calls and lookups.
         """
         input_tokens, output_tokens, cache_read, write_5m, write_1h = _tokens(usage)
         speed_field = usage.get("speed")
         sidechain = obj.get("isSidechain") is True
-        total = input_tokens + output_tokens + cache_read + write_5m + write_1h
-        rank = (
-            (0 if sidechain else _SIDECHAIN_BIT)
-            | ((total if total < _TOTAL_CAP else _TOTAL_CAP) << 1)
-            | (speed_field is not None)
+        rank = rank_of(
+            sidechain=sidechain,
+            total=input_tokens + output_tokens + cache_read + write_5m + write_1h,
+            has_speed=speed_field is not None,
         )
-        message_id = message.get("id")
-        if type(message_id) is not str or not message_id:
-            message_id = _text(message_id)
+        message_id = _text(message.get("id"))
         key = self._dedup_key(obj, message_id)
         content = message.get("content")
         tools = _tool_names(content) if type(content) is list else ()
