@@ -161,6 +161,19 @@ def test_blocks_json_has_ccusage_keys_and_gap_blocks(
     assert "tokenLimitStatus" not in only[0]
 
 
+def test_blocks_filtered_to_nothing_says_so_not_scan_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_claude(tmp_path, [claude_line(NOW - timedelta(days=5), 1)])
+    ctx = make_ctx(tmp_path)
+    assert blocks_cmd.run(parse(blocks_cmd.register, ["blocks"]), ctx) == 0
+    assert "2026-11-18" in capsys.readouterr().out  # the store holds a block
+    for flag, says in (("--recent", "started in the last 3 days"), ("--active", "is active")):
+        assert blocks_cmd.run(parse(blocks_cmd.register, ["blocks", flag]), ctx) == 0
+        out = capsys.readouterr().out
+        assert out == f"No claude usage block {says}; 'tokend blocks' lists them all.\n"
+
+
 def test_blocks_token_limit_must_be_a_number() -> None:
     with pytest.raises(TokendError, match="--token-limit"):
         blocks_cmd.token_limit("lots", [], 0, 1)

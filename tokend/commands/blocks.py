@@ -80,6 +80,10 @@ def render(args: argparse.Namespace, ctx: Context, *, tty: bool) -> str:
         return json.dumps(blocks_json(blocks, now_ms, duration, limit,
                                       args.token_limit is not None, resets),
                           indent=2, sort_keys=True) + "\n"
+    if not blocks and (args.active or args.recent):
+        # The store may hold plenty: nothing falls in the window asked for.
+        which = "is active" if args.active else "started in the last 3 days"
+        return f"No {args.agent} usage block {which}; 'tokend blocks' lists them all.\n"
     from tokend.reports import local_zone
 
     return _table(blocks, now_ms, duration, limit, local_zone(dict(ctx.env))) + "\n"
