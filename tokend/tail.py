@@ -13,15 +13,16 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
-from tokend.sources.base import Root, Source
+from tokend.sources.base import FileParser, Root, Source
 from tokend.store import CostFn, FileMark, FileRow, InsertRow, Store
 
-__all__ = ["Batch", "FileResult", "ScanReport", "Tailer", "read_batches"]
+__all__ = ["Batch", "FileResult", "ScanReport", "Tailer", "feed_lines", "read_batches"]
 
 CHUNK = 4 << 20
 """Bytes read and committed at a time: bounds memory whatever the file size."""
@@ -125,6 +126,35 @@ class Batch:
     rows: list[InsertRow] = field(default_factory=list)
 
 
+def feed_lines(
+    parser: FileParser, data: bytes
+) -> tuple[list[UsageEvent], list[LimitObservation], int]:
+    """Feed every line of ``data`` to ``parser``: its events, its observations and
+    how many lines were malformed (blank lines are skipped, not fed).
+
+    What a parser without its own ``feed_chunk`` gets (one with it, Claude's, does
+    the same with less work per line).
+    """
+    events: list[UsageEvent] = []
+    observations: list[LimitObservation] = []
+    bad = 0
+    feed = parser.feed
+    for line in data.split(b"\n"):
+        if not line or line.isspace():
+            continue
+        try:
+            records = feed(line)
+        except MalformedLine:
+            bad += 1
+            continue
+        for record in records:
+            if type(record) is UsageEvent:
+                events.append(record)
+            else:
+                observations.append(cast(LimitObservation, record))
+    return events, observations, bad
+
+
 class StatMarks(Protocol):
     """The parts of a stat result a commit records (a worker sends just these)."""
 
@@ -160,6 +190,7 @@ def read_batches(
     malformed = row.malformed if same and row is not None else 0
     reread = row is not None and not same
     parser = source.parser(root, path, state)
+    feed_chunk = getattr(parser, "feed_chunk", None) or partial(feed_lines, parser)
     with open(path, "rb") as handle:
         handle.seek(offset)
         pending = b""
@@ -175,23 +206,7 @@ def read_batches(
             if end < 0:
                 continue  # one line longer than a chunk: keep reading
             complete, pending = pending[: end + 1], pending[end + 1 :]
-            events: list[UsageEvent] = []
-            observations: list[LimitObservation] = []
-            bad = 0
-            feed = parser.feed
-            for line in complete.split(b"\n"):
-                if not line or line.isspace():
-                    continue
-                try:
-                    records = feed(line)
-                except MalformedLine:
-                    bad += 1
-                    continue
-                for record in records:
-                    if type(record) is UsageEvent:
-                        events.append(record)
-                    else:
-                        observations.append(cast(LimitObservation, record))
+            events, observations, bad = feed_chunk(complete)
             offset += len(complete)
             malformed += bad
             yield Batch(offset, parser.state(), malformed, bad, len(complete), reread,

@@ -29,7 +29,7 @@ from tokend.sources.claude import (
     statusline_observations,
 )
 from tokend.store import EventRow, Store
-from tokend.tail import Tailer
+from tokend.tail import Tailer, feed_lines
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "claude"
 PROJECT = "-home-dev-shop-web"
@@ -492,6 +492,39 @@ def test_malformed_lines_raise() -> None:
     # a line that cannot be usage is not decoded at all (the speed path): only its shape
     assert parser.feed(b'{"type":"user", this is not checked }') == []
     assert _events(parser.feed(b"  " + good + b"\r")) != []
+
+
+def test_feed_chunk_equals_feeding_line_by_line() -> None:
+    """The tailer's chunk path judges non-usage lines in place; it must give what
+    :meth:`ClaudeParser.feed` gives line by line: the same records, the same
+    malformed count and the same line numbers (id-less keys carry them)."""
+    good = _assistant()
+    lines = [
+        b'{"type":"user","message":{"content":"no cwd yet"}}',  # before any cwd
+        b"",
+        b"   ",  # whitespace only: not a line
+        b'{"type":"summary","cwd":"/home/dev/late"}',  # the first cwd
+        _assistant(mid=None, req=None, out=3, uuid=None),  # keyed by its line number
+        b'{"type":"user","message":{"content":"cut sho',  # truncated, no "usage"
+        b"  " + _assistant(mid="msg_2", out=5) + b"\r",  # spaces and CRLF
+        good[: len(good) // 2],  # truncated usage line
+        b'{"type":"user","toolUseResult":{"usage":{"output_tokens":9}}}',
+        b"\t",
+        _assistant(mid=None, req=None, out=4, uuid=None),
+        _assistant(mid="msg_3", out=7, content=[{"type": "tool_use", "name": "Bash"}]),
+        b"not json at all",
+        _synthetic("You've hit your session limit \u00b7 resets 8:30pm (Asia/Tokyo)"),
+        b'{"type":"user","cwd":"/elsewhere"}',
+    ]
+    data = b"\n".join(lines) + b"\n"
+    by_line, by_chunk = _parser(), _parser()
+    expected = feed_lines(by_line, data)
+    events, observations, bad = by_chunk.feed_chunk(data)
+    assert (events, observations, bad) == expected
+    assert bad == 3 and len(events) == 4 and len(observations) == 1
+    assert by_chunk.state() == by_line.state()
+    assert {e.project for e in events} == {"/home/dev/late"}
+    assert "claude:line:" in events[0].dedup_key and events[0].dedup_key != events[2].dedup_key
 
 
 def test_project_is_the_first_cwd_and_session_falls_back_to_the_path() -> None:

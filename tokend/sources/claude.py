@@ -188,37 +188,92 @@ class ClaudeParser:
         """Records from one line; raises :class:`MalformedLine` for broken JSON."""
         self._line += 1
         if b'"usage"' not in line:
-            # Cannot be usage nor a rate-limit error (those carry zero usage). Decode it
-            # only to learn the session's cwd, once per file; otherwise a cheap shape
-            # check catches the common corruption, a line cut short by a crash.
-            if self._cwd is None and b'"cwd"' in line:
-                obj = _decode(line)
-                cwd = obj.get("cwd")
-                if isinstance(cwd, str) and cwd:
-                    self._cwd = cwd
-            elif not _looks_like_object(line):
-                raise MalformedLine("not a JSON object")
+            self._other(line)
             return []
-        obj = _decode(line)
+        events: list[UsageEvent] = []
+        observations: list[LimitObservation] = []
+        self._records(_decode(line), events, observations)
+        return [*observations, *events]
+
+    def feed_chunk(self, data: bytes) -> tuple[list[UsageEvent], list[LimitObservation], int]:
+        """Every line of ``data`` (complete lines, the last one ending with a newline):
+        the events, the observations and how many lines were malformed.
+
+        The same records and line numbers as :meth:`feed` line by line (blank lines
+        are not lines), with less work per line: lines are found with ``memchr``
+        (``bytes.split`` compares byte by byte), and a line that cannot be usage is
+        judged in place, neither copied out of ``data`` nor passed through a call.
+        """
+        events: list[UsageEvent] = []
+        observations: list[LimitObservation] = []
+        bad = 0
+        find = data.find
+        size = len(data)
+        pos = 0
+        while pos < size:
+            end = find(b"\n", pos)
+            if end < 0:
+                end = size
+            if find(b'"usage"', pos, end) < 0:
+                if end > pos and data[pos] == 123 and data[end - 1] == 125 and self._cwd:
+                    self._line += 1  # "{...}": shaped right, and nothing to learn from it
+                else:
+                    line = data[pos:end]
+                    if line and not line.isspace():
+                        self._line += 1
+                        try:
+                            self._other(line)
+                        except MalformedLine:
+                            bad += 1
+                pos = end + 1
+                continue
+            line = data[pos:end]
+            pos = end + 1
+            self._line += 1
+            try:
+                self._records(_decode(line), events, observations)
+            except MalformedLine:
+                bad += 1
+        return events, observations, bad
+
+    def _other(self, line: bytes) -> None:
+        """A line that cannot be usage nor a rate-limit error (those carry zero usage).
+
+        Decoded only to learn the session's cwd, once per file; otherwise a cheap
+        shape check catches the common corruption, a line cut short by a crash.
+        """
+        if self._cwd is None and b'"cwd"' in line:
+            cwd = _decode(line).get("cwd")
+            if isinstance(cwd, str) and cwd:
+                self._cwd = cwd
+        elif not _looks_like_object(line):
+            raise MalformedLine("not a JSON object")
+
+    def _records(
+        self,
+        obj: dict[str, Any],
+        events: list[UsageEvent],
+        observations: list[LimitObservation],
+    ) -> None:
+        """The records of a decoded line that mentions usage, appended to the lists."""
         kind = obj.get("type")
         # Transcripts always say "assistant"; lines with no type at all are ccusage's
         # test shape (and very old versions), which ccusage counts, so we do too.
         if kind != "assistant" and kind is not None:
             if self._cwd is None:
                 self._learn_cwd(obj)
-            return []
+            return
         message = obj.get("message")
-        if not isinstance(message, dict):
-            return []
+        if type(message) is not dict:
+            return
         usage = message.get("usage")
-        if not isinstance(usage, dict):
-            return []
+        if type(usage) is not dict:
+            return
         if self._cwd is None:
             self._learn_cwd(obj)
         model = message.get("model")
-        if not isinstance(model, str) or not model:
+        if type(model) is not str or not model:
             model = "unknown"
-        records: list[Record] = []
         if (
             model == "<synthetic>"
             or obj.get("isApiErrorMessage") is True
@@ -228,14 +283,13 @@ class ClaudeParser:
             session = _text(obj.get("sessionId")) or self._session
             observation = _limit_observation(obj, message, _timestamp(obj), session)
             if observation is not None:
-                records.append(observation)
+                observations.append(observation)
             if model == "<synthetic>":
                 # Client-made lines: no request reached the API, so no tokens to count.
-                return records
+                return
         event = self._event(obj, message, usage, model)
         if event is not None:
-            records.append(event)
-        return records
+            events.append(event)
 
     # -- internals -----------------------------------------------------------------
 
@@ -266,18 +320,42 @@ class ClaudeParser:
         already said everything this one says (no store write for it).
 
         The costliest Python of a cold scan (once per usage line), so written with
-        few calls and lookups.
+        few calls and lookups: token counts that are plain non-negative integers (all
+        of them, in practice) skip :func:`_count`, and the common key shape is built
+        here rather than in :meth:`_dedup_key`.
         """
-        input_tokens, output_tokens, cache_read, write_5m, write_1h = _tokens(usage)
-        speed_field = usage.get("speed")
+        get = usage.get
+        value = get("input_tokens")
+        input_tokens = value if type(value) is int and value >= 0 else _count(value)
+        value = get("output_tokens")
+        output_tokens = value if type(value) is int and value >= 0 else _count(value)
+        value = get("cache_read_input_tokens")
+        cache_read = value if type(value) is int and value >= 0 else _count(value)
+        split = get("cache_creation")
+        if type(split) is dict:
+            # ccusage's rule: the TTL split, when present, is the cache write.
+            value = split.get("ephemeral_5m_input_tokens")
+            write_5m = value if type(value) is int and value >= 0 else _count(value)
+            value = split.get("ephemeral_1h_input_tokens")
+            write_1h = value if type(value) is int and value >= 0 else _count(value)
+        else:
+            value = get("cache_creation_input_tokens")
+            write_5m = value if type(value) is int and value >= 0 else _count(value)
+            write_1h = 0
+        speed_field = get("speed")
         sidechain = obj.get("isSidechain") is True
         rank = rank_of(
             sidechain=sidechain,
             total=input_tokens + output_tokens + cache_read + write_5m + write_1h,
             has_speed=speed_field is not None,
         )
-        message_id = _text(message.get("id"))
-        key = self._dedup_key(obj, message_id)
+        message_id = message.get("id")
+        request_id = obj.get("requestId")
+        if type(message_id) is str and message_id and type(request_id) is str and request_id:
+            key = f"claude:{message_id}:{request_id}"
+        else:
+            message_id = _text(message_id)
+            key = self._dedup_key(obj, message_id)
         content = message.get("content")
         tools = _tool_names(content) if type(content) is list else ()
 
@@ -301,26 +379,18 @@ class ClaudeParser:
                 tools = tuple(dict.fromkeys(tools))
 
         session = obj.get("sessionId")
+        # Positional, in field order (keywords cost more, once per usage line): agent,
+        # dedup_key, timestamp, session_id, project, model, input, output, cache read,
+        # cache writes 5m and 1h, reasoning, tools, sidechain, rank; then shadow_key
+        # (a /btw side question replays parent messages under the same message id and
+        # a new request id; the store drops such a sidechain copy when the primary
+        # exists, and the other way round) and speed.
         event = UsageEvent(
-            agent=AGENT,
-            dedup_key=key,
-            timestamp=_timestamp(obj),
-            session_id=session if type(session) is str and session else self._session,
-            project=self._cwd or self._project,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cache_read_tokens=cache_read,
-            cache_write_5m_tokens=write_5m,
-            cache_write_1h_tokens=write_1h,
-            tools=tools,
-            sidechain=sidechain,
-            rank=rank,
-            # A /btw side question replays parent messages under the same message id
-            # and a new request id; the store drops such a sidechain copy when the
-            # primary exists (and the other way round).
-            shadow_key=message_id,
-            speed=_speed(speed_field, usage.get("service_tier")),
+            AGENT, key, _timestamp(obj),
+            session if type(session) is str and session else self._session,
+            self._cwd or self._project, model, input_tokens, output_tokens, cache_read,
+            write_5m, write_1h, 0, tools, sidechain, rank, message_id,
+            _speed(speed_field, get("service_tier")),
         )
         self._tools = tools
         if rank >= self._rank:
@@ -341,25 +411,6 @@ def _optional_fast_loads() -> Callable[[bytes], Any] | None:
 
 
 _fast_loads = _optional_fast_loads()
-
-
-def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
-    """Input, output, cache read, 5-minute and 1-hour cache writes; no overlap."""
-    split = usage.get("cache_creation")
-    if isinstance(split, dict):
-        # ccusage's rule: the TTL split, when present, is the cache write.
-        write_5m = _count(split.get("ephemeral_5m_input_tokens"))
-        write_1h = _count(split.get("ephemeral_1h_input_tokens"))
-    else:
-        write_5m = _count(usage.get("cache_creation_input_tokens"))
-        write_1h = 0
-    return (
-        _count(usage.get("input_tokens")),
-        _count(usage.get("output_tokens")),
-        _count(usage.get("cache_read_input_tokens")),
-        write_5m,
-        write_1h,
-    )
 
 
 def _speed(speed: object, service_tier: object) -> str | None:
