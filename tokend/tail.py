@@ -124,6 +124,9 @@ class Batch:
     events: list[UsageEvent] = field(default_factory=list)
     observations: list[LimitObservation] = field(default_factory=list)
     rows: list[InsertRow] = field(default_factory=list)
+    """``events`` as :func:`tokend.store.event_rows` makes them (parse workers send these)."""
+    limits: list[InsertRow] = field(default_factory=list)
+    """``observations`` as :func:`tokend.store.limit_rows` makes them (the same)."""
 
 
 def feed_lines(
@@ -355,13 +358,13 @@ class Tailer:
         events = coalesce(batch.events)
         result.bytes_read += batch.nbytes
         result.events += len(events) + len(batch.rows)
-        result.observations += len(batch.observations)
+        result.observations += len(batch.observations) + len(batch.limits)
         self.store.commit_batch(
             path=str(path), agent=source.agent, root=root.key, dev=st.st_dev,
             ino=st.st_ino, offset=batch.offset, size=st.st_size, mtime_ns=st.st_mtime_ns,
             state=batch.state, malformed=batch.malformed, events=events,
             observations=batch.observations, cost_fn=self.cost_fn,
-            now_ms=int(self.clock() * 1000), rows=batch.rows,
+            now_ms=int(self.clock() * 1000), rows=batch.rows, limits=batch.limits,
         )
 
     def _ingest_whole(

@@ -5,10 +5,11 @@ every usage line (Python, one core) and writing rows into SQLite. With workers t
 first is spread over the other cores and overlaps the second. Workers never touch
 the store: each gets a list of files with the offset and parser state the store
 holds for them, runs the same :func:`tokend.tail.read_batches` as a sequential
-scan, prices the events (:func:`tokend.store.event_rows`) and sends back plain
-tuples. The parent commits the results in the order the files were listed, batch by
-batch with the offset after each, so the store ends up exactly as after a
-sequential scan, and a crash at any point loses or doubles nothing.
+scan, prices the events (:func:`tokend.store.event_rows`) and sends them and the
+limit observations (:func:`tokend.store.limit_rows`) back as plain tuples. The
+parent commits the results in the order the files were listed, batch by batch with
+the offset after each, so the store ends up exactly as after a sequential scan, and
+a crash at any point loses or doubles nothing.
 
 Memory stays bounded: at most :data:`IN_FLIGHT_PER_WORKER` tasks per worker, of about
 :data:`TASK_BYTES` of log each, are out at once. Files bigger than :data:`BIG_FILE` (which a worker
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from tokend.sources.base import Root, Source
-from tokend.store import CostFn, FileRow, event_rows
+from tokend.store import CostFn, FileRow, event_rows, limit_rows
 
 if TYPE_CHECKING:
     from tokend.tail import Batch, Progress, ScanReport, Tailer
@@ -245,6 +246,8 @@ def _parse_files(task: _Task) -> list[_FileOutcome]:
         for batch in batches:
             batch.rows = event_rows(coalesce(batch.events), root.key, cost_fn)
             batch.events = []
+            batch.limits = limit_rows(batch.observations, root.key)
+            batch.observations = []
         stat = _Stat(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         out.append(_FileOutcome(index, stat, batches, None))
     return out

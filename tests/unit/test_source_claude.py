@@ -20,7 +20,7 @@ import pytest
 
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
-from tokend.sources import claude
+from tokend.sources import jsonline
 from tokend.sources.base import Root
 from tokend.sources.claude import (
     SOURCE,
@@ -173,7 +173,7 @@ def test_same_totals_without_orjson(
     store: Store, projects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """orjson is only a speed-up: the stdlib decoder must give the same answer."""
-    monkeypatch.setattr(claude, "_fast_loads", None)
+    monkeypatch.setattr(jsonline, "_fast_loads", None)
     rows = _scan(store, projects)
     assert _totals(rows) == FIXTURE_TOTALS
 

@@ -14,7 +14,7 @@ import pytest
 
 from tokend.errors import StoreError
 from tokend.models import LimitObservation, UsageEvent
-from tokend.store import SCHEMA_VERSION, Store
+from tokend.store import PAGE_SIZE, SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -44,6 +44,18 @@ def test_new_store_is_at_the_current_schema_in_wal_mode(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
         assert store.schema_version == SCHEMA_VERSION
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_new_store_has_large_pages_and_an_old_store_keeps_its_own(tmp_path: Path) -> None:
+    with Store(tmp_path / "new.db") as store:
+        assert store.db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE t (x)")  # a store made by an earlier tokend: 4 kB pages
+    old.close()
+    with Store(tmp_path / "old.db") as store:
+        assert store.db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert store.schema_version == SCHEMA_VERSION
 
 
 def test_processes_creating_the_store_at_once_all_open_it(tmp_path: Path) -> None:

@@ -17,18 +17,15 @@ but a rate-limit error among them says the wall was hit: it becomes a
 
 The parser reads bytes and returns records: no I/O, no clock. Lines that cannot hold
 usage are rejected on their bytes before any JSON decoding, because a cold scan of
-hundreds of megabytes is dominated by decoding; orjson decodes when it is installed,
-with the stdlib decoder as the reference for anything orjson refuses.
+hundreds of megabytes is dominated by decoding (:mod:`tokend.sources.jsonline`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +34,7 @@ from typing import Any
 from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso
 from tokend.sources.base import OnError, Root, walk_files, walk_names
+from tokend.sources.jsonline import decode_object
 
 __all__ = [
     "SOURCE",
@@ -192,7 +190,7 @@ class ClaudeParser:
             return []
         events: list[UsageEvent] = []
         observations: list[LimitObservation] = []
-        self._records(_decode(line), events, observations)
+        self._records(decode_object(line), events, observations)
         return [*observations, *events]
 
     def feed_chunk(self, data: bytes) -> tuple[list[UsageEvent], list[LimitObservation], int]:
@@ -231,7 +229,7 @@ class ClaudeParser:
             pos = end + 1
             self._line += 1
             try:
-                self._records(_decode(line), events, observations)
+                self._records(decode_object(line), events, observations)
             except MalformedLine:
                 bad += 1
         return events, observations, bad
@@ -243,7 +241,7 @@ class ClaudeParser:
         shape check catches the common corruption, a line cut short by a crash.
         """
         if self._cwd is None and b'"cwd"' in line:
-            cwd = _decode(line).get("cwd")
+            cwd = decode_object(line).get("cwd")
             if isinstance(cwd, str) and cwd:
                 self._cwd = cwd
         elif not _looks_like_object(line):
@@ -399,20 +397,6 @@ class ClaudeParser:
         return event
 
 
-def _optional_fast_loads() -> Callable[[bytes], Any] | None:
-    """orjson's decoder when it is installed: 3-4x faster than the stdlib's on
-    transcript lines, which decides how long a cold scan of a big history takes."""
-    try:
-        module = importlib.import_module("orjson")
-    except ImportError:
-        return None
-    loads: Callable[[bytes], Any] = module.loads
-    return loads
-
-
-_fast_loads = _optional_fast_loads()
-
-
 def _speed(speed: object, service_tier: object) -> str | None:
     """What changes the price: fast mode, or the priority tier."""
     if speed == "fast":
@@ -420,26 +404,6 @@ def _speed(speed: object, service_tier: object) -> str | None:
     if service_tier == "priority":
         return "priority"
     return None
-
-
-def _decode(line: bytes) -> dict[str, Any]:
-    obj: Any
-    try:
-        if _fast_loads is None:
-            obj = json.loads(line)
-        else:
-            try:
-                obj = _fast_loads(line)
-            except ValueError:
-                # orjson is stricter than the stdlib (lone surrogates, NaN, integers
-                # beyond 64 bits): the stdlib decoder has the last word, so results
-                # never depend on whether orjson is installed.
-                obj = json.loads(line)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8
-        raise MalformedLine(f"not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise MalformedLine("not a JSON object")
-    return obj
 
 
 def _looks_like_object(line: bytes) -> bool:

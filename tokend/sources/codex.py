@@ -79,7 +79,6 @@ of the decoded kinds; a truncated write is still caught by the framing check.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -88,6 +87,7 @@ from typing import Any
 from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso, utc_ms
 from tokend.sources.base import OnError, Root, walk_names
+from tokend.sources.jsonline import decode_object
 
 __all__ = [
     "FALLBACK_MODEL",
@@ -260,17 +260,12 @@ class CodexParser:
     # -- lines ------------------------------------------------------------------
 
     def feed(self, line: bytes) -> list[Record]:
-        text = line.strip()
+        text = line if line[:1] == b"{" and line[-1:] == b"}" else line.strip()
         if not (text.startswith(b"{") and text.endswith(b"}")):
             raise MalformedLine("not a JSON object line")
         if not _worth_decoding(text):
             return []
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            raise MalformedLine(f"invalid JSON: {exc}") from exc
-        if not isinstance(obj, dict):
-            raise MalformedLine("not a JSON object")
+        obj = decode_object(text)
         kind = obj.get("type")
         payload = obj.get("payload")
         if not isinstance(payload, dict):
