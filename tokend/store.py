@@ -319,7 +319,7 @@ class Store(StoreQueries):
         path: str,
         file: tuple[object, ...],
         rows: Sequence[InsertRow],
-        limits: list[tuple[object, ...]],
+        limits: Sequence[InsertRow],
     ) -> None:
         """Hold a bulk load's batch (``file`` as :data:`UPSERT_FILE` wants it) for
         :meth:`_write_pending`."""
