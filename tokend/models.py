@@ -91,9 +91,13 @@ class UsageEvent:
 WindowMinutes = int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LimitObservation:
     """An official statement about a usage window, as the agent or its API made it.
+
+    Treat it as immutable, as :class:`UsageEvent` and for the same reason: Codex
+    writes two with every ``token_count``, and a frozen ``__init__`` made building
+    them a tenth of a cold scan's parsing.
 
     ``used_percent`` is 0-100 or ``None`` when the source says only that the wall
     was hit (``reached``). ``window_minutes`` is 300 for the 5-hour window, 10080

@@ -260,6 +260,28 @@ def test_cache_writes_are_part_of_input_unless_billed_on_top() -> None:
     assert (on_top.input_tokens, on_top.cache_write_5m_tokens) == (400, 300)
 
 
+def test_count_aliases_junk_and_non_finite_numbers() -> None:
+    """Each count takes its first numeric spelling; junk, negatives and the NaN or
+    Infinity only the stdlib decoder accepts count as zero instead of failing the scan."""
+
+    def event(usage: str) -> UsageEvent:
+        line = (
+            '{"timestamp":"2026-10-01T10:00:00.000Z","type":"event_msg","payload":'
+            '{"type":"token_count","info":{"last_token_usage":' + usage + "}}}"
+        )
+        (record,) = CodexParser("t").feed(line.encode())
+        assert isinstance(record, UsageEvent)
+        return record
+
+    aliased = event('{"prompt_tokens": 50, "cached_tokens": 20, "completion_tokens": 7.9}')
+    assert (aliased.input_tokens, aliased.cache_read_tokens, aliased.output_tokens) == (30, 20, 7)
+    junk = event('{"input_tokens": NaN, "input": 9, "output_tokens": Infinity, "output": 4,'
+                 ' "cached_input_tokens": -3, "reasoning_output_tokens": true,'
+                 ' "reasoning_tokens": 3}')  # a boolean is no number: the alias counts
+    assert (junk.input_tokens, junk.output_tokens, junk.cache_read_tokens) == (0, 0, 0)
+    assert junk.reasoning_tokens == 0  # reasoning is part of output, which is 0
+
+
 def test_speed_comes_from_the_service_tier(home: Path, root: Root, store: Store) -> None:
     install(home, MAIN)
     scan(store, root)

@@ -79,6 +79,7 @@ of the decoded kinds; a truncated write is still caught by the framing check.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -508,19 +509,14 @@ def parse_rate_limits(
             )
         ]
     full = any(pct >= 100 for _, _, pct, _ in windows)
+    # Positional, in field order (two per token_count, so it counts): agent, limit_id,
+    # observed_at, source, window_minutes, used_percent, resets_at, reached,
+    # plan_type, session_id, extra.
     return [
         LimitObservation(
-            agent="codex",
-            limit_id=limit_id,
-            observed_at=observed_at,
-            source=LIMIT_SOURCE,
-            window_minutes=minutes,
-            used_percent=pct,
-            resets_at=resets,
-            reached=bool(reached_type) and (pct >= 100 or not full),
-            plan_type=plan,
-            session_id=session_id,
-            extra={**extra, "slot": slot},
+            "codex", limit_id, observed_at, LIMIT_SOURCE, minutes, pct, resets,
+            bool(reached_type) and (pct >= 100 or not full), plan, session_id,
+            {**extra, "slot": slot},
         )
         for slot, minutes, pct, resets in windows
     ]
@@ -650,27 +646,45 @@ def _number(value: object) -> float | None:
 
 
 def _count(obj: dict[str, Any], *names: str) -> int:
+    """The first of ``names`` that holds a number, as a count (0 if none does)."""
     for name in names:
         value = obj.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return max(0, int(value))
+        if type(value) is int:
+            return value if value > 0 else 0
+        if isinstance(value, float):
+            # NaN and infinities only get here through the stdlib decoder's extensions.
+            return int(value) if math.isfinite(value) and value > 0 else 0
     return 0
 
 
 def _usage(value: object) -> Usage | None:
-    """A ``TokenUsage`` object as a tuple (field aliases as ccusage reads them)."""
-    if not isinstance(value, dict):
+    """A ``TokenUsage`` object as a tuple (field aliases as ccusage reads them).
+
+    Codex writes each name's first spelling as an integer; only otherwise does
+    :func:`_count` look further (twice per ``token_count``, so it matters).
+    """
+    if type(value) is not dict:
         return None
-    inp = _count(value, "input_tokens", "prompt_tokens", "input")
-    out = _count(value, "output_tokens", "completion_tokens", "output")
-    return (
-        inp,
-        min(_count(value, "cached_input_tokens", "cache_read_input_tokens", "cached_tokens"), inp),
-        out,
-        _count(value, "reasoning_output_tokens", "reasoning_tokens"),
-        _count(value, "cache_write_input_tokens"),
-        _count(value, "total_tokens"),
-    )
+    get = value.get
+    inp = get("input_tokens")
+    if type(inp) is not int or inp < 0:
+        inp = _count(value, "input_tokens", "prompt_tokens", "input")
+    cached = get("cached_input_tokens")
+    if type(cached) is not int or cached < 0:
+        cached = _count(value, "cached_input_tokens", "cache_read_input_tokens", "cached_tokens")
+    out = get("output_tokens")
+    if type(out) is not int or out < 0:
+        out = _count(value, "output_tokens", "completion_tokens", "output")
+    reasoning = get("reasoning_output_tokens")
+    if type(reasoning) is not int or reasoning < 0:
+        reasoning = _count(value, "reasoning_output_tokens", "reasoning_tokens")
+    write = get("cache_write_input_tokens")
+    if type(write) is not int or write < 0:
+        write = _count(value, "cache_write_input_tokens")
+    total = get("total_tokens")
+    if type(total) is not int or total < 0:
+        total = _count(value, "total_tokens")
+    return (inp, min(cached, inp), out, reasoning, write, total)
 
 
 def _as_usage(value: Iterable[Any]) -> Usage:
