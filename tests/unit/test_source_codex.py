@@ -581,6 +581,24 @@ def test_every_rate_limits_shape_becomes_observations(home: Path, root: Root, st
     assert {r.session_id for r in store.limit_rows()} == {LIMITS}
 
 
+def test_junk_rate_limit_numbers_are_not_news_and_do_not_fail_the_scan() -> None:
+    at = utc("2026-10-01T10:00:00Z")
+    (primary,) = parse_rate_limits(
+        {
+            "primary": {"used_percent": 12.0, "window_minutes": 1e30, "resets_at": 1e300},
+            "secondary": {"used_percent": float("nan"), "window_minutes": 10080},
+        },
+        at,
+    )
+    assert (primary.used_percent, primary.window_minutes, primary.resets_at) == (12.0, None, None)
+    (flat,) = parse_rate_limits(
+        {"primary_used_percent": 10**400, "secondary_used_percent": 40,
+         "secondary_window_minutes": 10080, "secondary_resets_in_seconds": float("inf")},
+        at,
+    )
+    assert (flat.used_percent, flat.window_minutes, flat.resets_at) == (40.0, 10080, None)
+
+
 def test_rate_limits_null_is_no_news() -> None:
     at = utc("2026-10-01T10:00")
     assert parse_rate_limits(None, at) == []

@@ -522,22 +522,40 @@ def parse_rate_limits(
     ]
 
 
+_MAX_WINDOW_MINUTES = 366 * 24 * 60
+"""Longer than any usage window; a larger ``window_minutes`` is junk."""
+
+_WINDOW_KEYS = {
+    prefix: tuple(f"{prefix}{name}" for name in
+                  ("used_percent", "window_minutes", "resets_at", "resets_in_seconds"))
+    for prefix in ("", "primary_", "secondary_")
+}
+"""The keys of one window, nested (``primary.used_percent``) or flat
+(``primary_used_percent``), spelled once rather than on every ``token_count``."""
+
+
 def _window(
     obj: dict[str, Any], prefix: str, observed_at: datetime
 ) -> tuple[int | None, float, datetime | None] | None:
-    pct = _number(obj.get(f"{prefix}used_percent"))
+    pct_key, minutes_key, at_key, after_key = _WINDOW_KEYS[prefix]
+    pct = _number(obj.get(pct_key))
     if pct is None:
         return None
-    minutes = _number(obj.get(f"{prefix}window_minutes"))
+    minutes = _number(obj.get(minutes_key))
     resets: datetime | None = None
-    at = _number(obj.get(f"{prefix}resets_at"))
-    after = _number(obj.get(f"{prefix}resets_in_seconds"))
-    if at is not None and at > 0:
-        seconds = at / 1000 if at > 1e11 else at  # tolerate epoch milliseconds
-        resets = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    elif after is not None:
-        resets = observed_at + timedelta(seconds=after)
-    return (int(minutes) if minutes is not None else None, float(pct), resets)
+    at = _number(obj.get(at_key))
+    after = _number(obj.get(after_key))
+    try:
+        if at is not None and at > 0:
+            seconds = at / 1000 if at > 1e11 else at  # tolerate epoch milliseconds
+            resets = datetime.fromtimestamp(seconds, tz=timezone.utc)
+        elif after is not None:
+            resets = observed_at + timedelta(seconds=after)
+    except (OverflowError, OSError, ValueError):
+        resets = None  # a reset time beyond what a datetime holds says nothing
+    if minutes is not None and not 0 < minutes <= _MAX_WINDOW_MINUTES:
+        minutes = None  # junk: the window is not said
+    return (int(minutes) if minutes is not None else None, pct, resets)
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -640,9 +658,13 @@ def _text(value: object) -> str | None:
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    """A finite JSON number as a float; ``None`` for anything else (NaN and the
+    infinities come only from the stdlib decoder's extensions)."""
+    if type(value) is int:
+        return float(value) if -1e300 < value < 1e300 else None
+    if type(value) is float and math.isfinite(value):
+        return value
+    return None
 
 
 def _count(obj: dict[str, Any], *names: str) -> int:
