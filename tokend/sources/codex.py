@@ -80,6 +80,7 @@ of the decoded kinds; a truncated write is still caught by the framing check.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -128,8 +129,8 @@ _RANK_RECORD = 2
 _RANK_ACTIVE = 1
 
 _TOOL_ITEMS = {"function_call": None, "custom_tool_call": None, "local_shell_call": "local_shell"}
-_TOOL_MARKERS = (b'"function_call"', b'"custom_tool_call"', b'"local_shell_call"')
-_EVENT_MARKERS = (b'"token_count"', b'"task_started"', b'"turn_started"')
+_TOOL_MARKER = re.compile(rb'"(?:function_call|custom_tool_call|local_shell_call)"')
+_EVENT_MARKER = re.compile(rb'"(?:token_count|task_started|turn_started)"')
 _DECODED_KINDS = (b"session_meta", b"turn_context", b"token_usage_record")
 _SKIPPED_KINDS = (
     b"compacted",
@@ -567,19 +568,18 @@ def _worth_decoding(text: bytes) -> bool:
     Lines of an unknown shape (no compact ``"type":"`` near the start, or an unknown
     kind) are decoded, so nothing is missed when the writer changes.
     """
-    head = text[:200]
-    at = head.find(b'"type":"')
+    at = text.find(b'"type":"', 0, 200)
     if at < 0:
         return True
-    end = head.find(b'"', at + 8)
+    end = text.find(b'"', at + 8, 200)
     if end < 0:
         return True
-    kind = head[at + 8 : end]
-    after = text[end : end + 120]
+    kind = text[at + 8 : end]
+    # The payload's own type follows within 120 bytes; searched in place, no copy.
     if kind == b"response_item":
-        return any(marker in after for marker in _TOOL_MARKERS)
+        return _TOOL_MARKER.search(text, end, end + 120) is not None
     if kind == b"event_msg":
-        return any(marker in after for marker in _EVENT_MARKERS)
+        return _EVENT_MARKER.search(text, end, end + 120) is not None
     return kind in _DECODED_KINDS or kind not in _SKIPPED_KINDS
 
 
