@@ -392,7 +392,7 @@ class DaemonWorker(DaemonState):
         payload = record.get("payload")
         if not isinstance(payload, dict) or self._store is None:
             return False
-        from tokend.sources.claude import statusline_observations
+        from tokend.sources.claude_limits import statusline_observations
 
         at = record.get("observed_at")
         observed = (

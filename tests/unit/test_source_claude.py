@@ -26,8 +26,8 @@ from tokend.sources.claude import (
     SOURCE,
     ClaudeParser,
     rank_of,
-    statusline_observations,
 )
+from tokend.sources.claude_limits import statusline_observations
 from tokend.store import EventRow, Store
 from tokend.tail import Tailer, feed_lines
 
