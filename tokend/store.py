@@ -70,9 +70,9 @@ _BULK_MARK = "bulk_load"
 PAGE_SIZE = 16384
 """Bytes per database page of a new store (SQLite's default is 4096). An event row
 takes about 500 bytes, and a first scan writes every page twice (into the WAL, then
-into the database at the checkpoint that ends it): with four times fewer pages that
-checkpoint takes half the time and the whole scan about 8 % less on a 400 MB
-history (bench/RESULTS.md). Small later commits write a few more bytes each."""
+into the database at a checkpoint): with four times fewer pages the checkpoints take
+half the time and the whole scan about 8 % less on a 400 MB history
+(bench/RESULTS.md). Small later commits write a few more bytes each."""
 
 _PENDING_ROWS = 16384
 """Event rows a bulk load holds in Python before handing them to SQLite (besides at
@@ -424,11 +424,12 @@ class Store(StoreQueries):
             )
             for name in SECONDARY_INDEXES:
                 self.db.execute(f"DROP INDEX IF EXISTS {name}")
-            # Room for the dedup index of a large first scan (the default is 2 MB), and
-            # one checkpoint at the end instead of one per group: the index pages a
-            # group rewrites would otherwise be copied into the database every time.
+            # Room for the dedup index of a large first scan (the default is 2 MB). The
+            # WAL is checkpointed as usual, at the commit of each group: that copy runs
+            # while the parse workers are still busy, where one big checkpoint at the
+            # end ran alone after them (2-10 % of the whole scan, and a WAL as big as
+            # the store in between).
             self.db.execute("PRAGMA cache_size=-32768")
-            self.db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
         bulk = self._bulk = _BulkLoad(file_ids, max(file_ids.values(), default=0) + 1)
@@ -463,7 +464,6 @@ class Store(StoreQueries):
                     self.db.executemany(DROP_SHADOWED_REPLAY, [(key,) for key in replays])
                 self.db.execute("DELETE FROM kv WHERE key = ?", (_BULK_MARK,))
             self.db.execute("PRAGMA cache_size=-2000")
-            self.db.execute("PRAGMA wal_autocheckpoint=1000")
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
