@@ -115,10 +115,12 @@ SECONDARY_INDEXES = {
     "events_ts": "events(ts)",
     "events_shadow": "events(shadow_key) WHERE shadow_key IS NOT NULL",
     "events_session": "events(session_id)",
+    "limits_agent_obs": "limits(agent, observed_at)",
 }
-"""The events table's lookup indexes, dropped during a bulk load
+"""The lookup indexes of the events and limits tables, dropped during a bulk load
 (:meth:`tokend.store.Store.bulk_load`) and built once at its end: sorting 100k keys
-once is several times cheaper than inserting them one by one into four B-trees."""
+once is several times cheaper than inserting them one by one into five B-trees (Codex
+writes two limit observations with every response)."""
 
 SHADOWED_REPLAYS = """
 DELETE FROM events WHERE sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS (
