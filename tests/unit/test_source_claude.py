@@ -454,6 +454,24 @@ def test_null_and_junk_counts_are_zero() -> None:
     assert event.total_tokens == 12
 
 
+def test_a_count_too_large_to_be_real_is_junk_and_the_scan_goes_on(
+    store: Store, tmp_path: Path
+) -> None:
+    """10**25 output tokens (which only the stdlib decoder reads) used to overflow
+    SQLite's integers and fail the scan at that line, every time it ran."""
+    projects = tmp_path / "junk" / "projects"
+    (projects / "p").mkdir(parents=True)
+    huge = _assistant(mid="msg_huge", req="req_huge",
+                      usage={"input_tokens": 5, "output_tokens": 10**25})
+    fine = _assistant(mid="msg_fine", req="req_fine", out=7)
+    (projects / "p" / "s.jsonl").write_bytes(huge + b"\n" + fine + b"\n")
+    report = _tailer(store, projects).scan()
+    assert (report.events, report.errors) == (2, [])
+    rows = list(store.events())
+    assert sorted(r.output for r in rows) == [0, 7]
+    assert sum(r.input for r in rows) == 6  # the rest of the junk line still counts
+
+
 def test_only_assistant_lines_count() -> None:
     parser = _parser()
     usage = {"input_tokens": 9, "output_tokens": 9}

@@ -277,9 +277,12 @@ def test_count_aliases_junk_and_non_finite_numbers() -> None:
     assert (aliased.input_tokens, aliased.cache_read_tokens, aliased.output_tokens) == (30, 20, 7)
     junk = event('{"input_tokens": NaN, "input": 9, "output_tokens": Infinity, "output": 4,'
                  ' "cached_input_tokens": -3, "reasoning_output_tokens": true,'
-                 ' "reasoning_tokens": 3}')  # a boolean is no number: the alias counts
+                 ' "reasoning_tokens": 3, "cache_write_input_tokens": 100000000000000000000}')
+    # a boolean is no number (the alias counts); 10**20 is no real count
     assert (junk.input_tokens, junk.output_tokens, junk.cache_read_tokens) == (0, 0, 0)
-    assert junk.reasoning_tokens == 0  # reasoning is part of output, which is 0
+    assert (junk.reasoning_tokens, junk.cache_write_5m_tokens) == (0, 0)  # output is 0
+    huge = event('{"input_tokens": 100000000000000000000, "output_tokens": 5}')
+    assert (huge.input_tokens, huge.output_tokens) == (0, 5)  # no SQLite overflow later
 
 
 def test_speed_comes_from_the_service_tier(home: Path, root: Root, store: Store) -> None:

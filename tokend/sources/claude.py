@@ -23,7 +23,6 @@ hundreds of megabytes is dominated by decoding (:mod:`tokend.sources.jsonline`).
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -34,7 +33,7 @@ from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso
 from tokend.sources.base import OnError, Root, walk_files, walk_names
 from tokend.sources.claude_limits import limit_observation
-from tokend.sources.jsonline import decode_object
+from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object
 
 __all__ = [
     "SOURCE",
@@ -60,15 +59,6 @@ def rank_of(*, sidechain: bool, total: int, has_speed: bool) -> int:
         | (min(max(total, 0), _TOTAL_CAP) << 1)
         | (1 if has_speed else 0)
     )
-
-
-def _count(value: object) -> int:
-    """A token count as written, or 0 for ``null``, missing or junk values."""
-    if type(value) is int:
-        return value if value > 0 else 0
-    if isinstance(value, float) and math.isfinite(value) and value > 0:
-        return int(value)
-    return 0
 
 
 def _text(value: object) -> str | None:
@@ -271,26 +261,27 @@ class ClaudeParser:
 
         The costliest Python of a cold scan (once per usage line), so written with
         few calls and lookups: token counts that are plain non-negative integers (all
-        of them, in practice) skip :func:`_count`, and the common key shape is built
+        of them, in practice) skip :func:`count_of`, and the common key shape is built
         here rather than in :meth:`_dedup_key`.
         """
         get = usage.get
+        top = MAX_TOKENS
         value = get("input_tokens")
-        input_tokens = value if type(value) is int and value >= 0 else _count(value)
+        input_tokens = value if type(value) is int and 0 <= value <= top else count_of(value)
         value = get("output_tokens")
-        output_tokens = value if type(value) is int and value >= 0 else _count(value)
+        output_tokens = value if type(value) is int and 0 <= value <= top else count_of(value)
         value = get("cache_read_input_tokens")
-        cache_read = value if type(value) is int and value >= 0 else _count(value)
+        cache_read = value if type(value) is int and 0 <= value <= top else count_of(value)
         split = get("cache_creation")
         if type(split) is dict:
             # ccusage's rule: the TTL split, when present, is the cache write.
             value = split.get("ephemeral_5m_input_tokens")
-            write_5m = value if type(value) is int and value >= 0 else _count(value)
+            write_5m = value if type(value) is int and 0 <= value <= top else count_of(value)
             value = split.get("ephemeral_1h_input_tokens")
-            write_1h = value if type(value) is int and value >= 0 else _count(value)
+            write_1h = value if type(value) is int and 0 <= value <= top else count_of(value)
         else:
             value = get("cache_creation_input_tokens")
-            write_5m = value if type(value) is int and value >= 0 else _count(value)
+            write_5m = value if type(value) is int and 0 <= value <= top else count_of(value)
             write_1h = 0
         speed_field = get("speed")
         sidechain = obj.get("isSidechain") is True

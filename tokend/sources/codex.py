@@ -89,7 +89,7 @@ from typing import Any
 from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso, utc_ms
 from tokend.sources.base import OnError, Root, walk_names
-from tokend.sources.jsonline import decode_object
+from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object
 
 __all__ = [
     "FALLBACK_MODEL",
@@ -671,11 +671,8 @@ def _count(obj: dict[str, Any], *names: str) -> int:
     """The first of ``names`` that holds a number, as a count (0 if none does)."""
     for name in names:
         value = obj.get(name)
-        if type(value) is int:
-            return value if value > 0 else 0
-        if isinstance(value, float):
-            # NaN and infinities only get here through the stdlib decoder's extensions.
-            return int(value) if math.isfinite(value) and value > 0 else 0
+        if type(value) is int or type(value) is float:
+            return count_of(value)
     return 0
 
 
@@ -689,22 +686,22 @@ def _usage(value: object) -> Usage | None:
         return None
     get = value.get
     inp = get("input_tokens")
-    if type(inp) is not int or inp < 0:
+    if type(inp) is not int or not 0 <= inp <= MAX_TOKENS:
         inp = _count(value, "input_tokens", "prompt_tokens", "input")
     cached = get("cached_input_tokens")
-    if type(cached) is not int or cached < 0:
+    if type(cached) is not int or not 0 <= cached <= MAX_TOKENS:
         cached = _count(value, "cached_input_tokens", "cache_read_input_tokens", "cached_tokens")
     out = get("output_tokens")
-    if type(out) is not int or out < 0:
+    if type(out) is not int or not 0 <= out <= MAX_TOKENS:
         out = _count(value, "output_tokens", "completion_tokens", "output")
     reasoning = get("reasoning_output_tokens")
-    if type(reasoning) is not int or reasoning < 0:
+    if type(reasoning) is not int or not 0 <= reasoning <= MAX_TOKENS:
         reasoning = _count(value, "reasoning_output_tokens", "reasoning_tokens")
     write = get("cache_write_input_tokens")
-    if type(write) is not int or write < 0:
+    if type(write) is not int or not 0 <= write <= MAX_TOKENS:
         write = _count(value, "cache_write_input_tokens")
     total = get("total_tokens")
-    if type(total) is not int or total < 0:
+    if type(total) is not int or not 0 <= total <= MAX_TOKENS:
         total = _count(value, "total_tokens")
     return (inp, min(cached, inp), out, reasoning, write, total)
 

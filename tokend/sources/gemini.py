@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 from tokend.errors import MalformedLine
 from tokend.models import Agent, Record, UsageEvent, utc_from_iso
 from tokend.sources.base import OnError, Root, walk_files
+from tokend.sources.jsonline import count_of
 
 __all__ = ["SOURCE", "GeminiParser", "GeminiSource", "TokenCounts", "tokens_from"]
 
@@ -82,22 +82,12 @@ def tokens_from(value: object) -> TokenCounts | None:
     if not isinstance(value, Mapping):
         return None
     return TokenCounts(
-        input=_count(value.get("input")),
-        output=_count(value.get("output")),
-        cached=_count(value.get("cached")),
-        thoughts=_count(value.get("thoughts")),
-        tool=_count(value.get("tool")),
+        input=count_of(value.get("input")),
+        output=count_of(value.get("output")),
+        cached=count_of(value.get("cached")),
+        thoughts=count_of(value.get("thoughts")),
+        tool=count_of(value.get("tool")),
     )
-
-
-def _count(value: object) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, float) and math.isfinite(value):
-        return max(int(value), 0)
-    return 0
 
 
 # -- project names --------------------------------------------------------------------
