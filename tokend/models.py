@@ -18,6 +18,7 @@ __all__ = [
     "LimitObservation",
     "Record",
     "UsageEvent",
+    "utc_from_epoch",
     "utc_from_iso",
     "utc_from_ms",
     "utc_ms",
@@ -121,13 +122,20 @@ class LimitObservation:
 Record = Union[UsageEvent, LimitObservation]  # noqa: UP007 - a runtime alias on 3.10
 
 
+FIRST_YEAR, END_YEAR = 2000, 2200
+"""Instants read from logs fall in these years (the end excluded); anything else is a
+corrupt value, refused where it is read: the reports could not even print a year
+10000 once a time zone moves it there."""
+
+
 def utc_from_iso(text: str) -> datetime:
     """Parse an ISO-8601 timestamp with any offset (or ``Z``) into an aware UTC datetime.
 
     A naive timestamp is taken as UTC, which is what every agent writes. Called for
     every usage line of a scan, so the common case (``...Z``, which Python 3.11's
     parser reads as UTC itself) is one C call; Python 3.10 and a lowercase ``z`` take
-    the slower path.
+    the slower path. :raises ValueError: not a timestamp, or outside
+    :data:`FIRST_YEAR` to :data:`END_YEAR`.
     """
     try:
         value = datetime.fromisoformat(text)
@@ -137,13 +145,33 @@ def utc_from_iso(text: str) -> datetime:
         naive = datetime.fromisoformat(text[:-1])
         if naive.tzinfo is not None:
             raise ValueError(f"two UTC offsets in {text!r}") from None
-        return naive.replace(tzinfo=timezone.utc)
+        value = naive.replace(tzinfo=timezone.utc)
     tz = value.tzinfo
-    if tz is timezone.utc:
-        return value
     if tz is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=timezone.utc)
+    elif tz is not timezone.utc:
+        try:
+            value = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError(f"{text!r} is out of range") from None
+    if not FIRST_YEAR <= value.year < END_YEAR:
+        raise ValueError(f"{text!r} is outside the years {FIRST_YEAR}-{END_YEAR - 1}")
+    return value
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime.
+
+    :raises ValueError: outside :data:`FIRST_YEAR` to :data:`END_YEAR` (or beyond
+        what a datetime holds).
+    """
+    try:
+        value = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{seconds!r} is out of range") from None
+    if not FIRST_YEAR <= value.year < END_YEAR:
+        raise ValueError(f"{seconds!r} is outside the years {FIRST_YEAR}-{END_YEAR - 1}")
+    return value
 
 
 def utc_ms(value: datetime) -> int:

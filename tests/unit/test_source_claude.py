@@ -507,6 +507,8 @@ def test_malformed_lines_raise() -> None:
         parser.feed(b'{"type":"assistant","message":{"usage":{}}}')  # no timestamp
     with pytest.raises(MalformedLine):
         parser.feed(_assistant(ts="yesterday"))
+    with pytest.raises(MalformedLine):
+        parser.feed(_assistant(ts="9999-12-31T23:59:59Z"))  # no report could place it
     # a line that cannot be usage is not decoded at all (the speed path): only its shape
     assert parser.feed(b'{"type":"user", this is not checked }') == []
     assert _events(parser.feed(b"  " + good + b"\r")) != []

@@ -600,6 +600,10 @@ def test_junk_rate_limit_numbers_are_not_news_and_do_not_fail_the_scan() -> None
         at,
     )
     assert (flat.used_percent, flat.window_minutes, flat.resets_at) == (40.0, 10080, None)
+    (far,) = parse_rate_limits(
+        {"primary": {"used_percent": 5.0, "window_minutes": 300, "resets_at": 253402300799}}, at
+    )
+    assert far.resets_at is None  # year 9999: no plausible reset time
 
 
 def test_rate_limits_null_is_no_news() -> None:

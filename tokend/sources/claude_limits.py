@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tokend.models import Agent, LimitObservation, utc_from_iso
+from tokend.models import Agent, LimitObservation, utc_from_epoch, utc_from_iso
 
 __all__ = ["FIVE_HOURS", "LIMIT_ID", "WEEK", "limit_observation", "statusline_observations"]
 
@@ -66,10 +66,9 @@ def _epoch(value: object) -> datetime | None:
         return None
     if not math.isfinite(value) or value <= 0:
         return None
-    seconds = value / 1000 if value > 1e11 else value
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
+        return utc_from_epoch(value / 1000 if value > 1e11 else value)
+    except ValueError:
         return None
 
 

@@ -82,12 +82,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tokend.errors import MalformedLine
-from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso, utc_ms
+from tokend.models import (
+    Agent,
+    LimitObservation,
+    Record,
+    UsageEvent,
+    utc_from_epoch,
+    utc_from_iso,
+    utc_ms,
+)
 from tokend.sources.base import OnError, Root, walk_names
 from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object
 
@@ -319,8 +327,8 @@ class CodexParser:
     def _turn_started(self, payload: dict[str, Any]) -> None:
         when = _uuid7_ms(payload.get("turn_id"))
         if when is None:
-            started = payload.get("started_at")
-            if isinstance(started, (int, float)) and not isinstance(started, bool):
+            started = _number(payload.get("started_at"))
+            if started is not None:
                 when = int(started) * 1000
         self._maybe_own_turn(when)
 
@@ -350,7 +358,7 @@ class CodexParser:
         if self.replay:
             return
         item = payload.get("type")
-        if item not in _TOOL_ITEMS:
+        if type(item) is not str or item not in _TOOL_ITEMS:
             return
         name = _TOOL_ITEMS[item] or _text(payload.get("name"))
         if name and name not in self.tools:
@@ -548,12 +556,11 @@ def _window(
     after = _number(obj.get(after_key))
     try:
         if at is not None and at > 0:
-            seconds = at / 1000 if at > 1e11 else at  # tolerate epoch milliseconds
-            resets = datetime.fromtimestamp(seconds, tz=timezone.utc)
+            resets = utc_from_epoch(at / 1000 if at > 1e11 else at)  # or epoch milliseconds
         elif after is not None:
-            resets = observed_at + timedelta(seconds=after)
-    except (OverflowError, OSError, ValueError):
-        resets = None  # a reset time beyond what a datetime holds says nothing
+            resets = utc_from_epoch(observed_at.timestamp() + after)
+    except ValueError:
+        resets = None  # a reset time in no plausible year says nothing
     if minutes is not None and not 0 < minutes <= _MAX_WINDOW_MINUTES:
         minutes = None  # junk: the window is not said
     return (int(minutes) if minutes is not None else None, pct, resets)
