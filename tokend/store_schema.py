@@ -105,6 +105,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX checkpoints_cwd ON checkpoints(cwd, written_at);
     CREATE INDEX events_session ON events(session_id);
     """,
+    # Instants outside the years 2000-2199 (epoch milliseconds below) are corrupt log
+    # values that earlier versions stored; reports that place them in a time zone fail.
+    # tokend.models.utc_from_iso refuses them now.
+    """
+    DELETE FROM events WHERE ts < 946684800000 OR ts >= 7258118400000;
+    DELETE FROM limits WHERE observed_at < 946684800000 OR observed_at >= 7258118400000;
+    UPDATE limits SET resets_at = NULL
+        WHERE resets_at < 946684800000 OR resets_at >= 7258118400000
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -58,6 +58,27 @@ def test_new_store_has_large_pages_and_an_old_store_keeps_its_own(tmp_path: Path
         assert store.schema_version == SCHEMA_VERSION
 
 
+def test_migration_drops_instants_no_log_could_hold(tmp_path: Path) -> None:
+    """Earlier versions stored a corrupt year-9999 (or 0001) timestamp as read, and the
+    reports that place it in a time zone failed on it for good."""
+    with Store(tmp_path / "s.db") as store:
+        commit(store, event("good", 5), event("bad", 7),
+               obs=(LimitObservation(agent="codex", limit_id="codex", observed_at=T0,
+                                     source="codex_rate_limits", window_minutes=300,
+                                     used_percent=10.0, resets_at=T0),))
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute("UPDATE events SET ts = 253402300799000 WHERE dedup_key = 'bad'")
+    db.execute("UPDATE limits SET resets_at = -62135596800000")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    db.commit()
+    db.close()
+    with Store(tmp_path / "s.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert outputs(store) == [5]
+        (limit,) = store.limit_rows()
+        assert limit.resets_at is None and limit.used_percent == 10.0
+
+
 def test_processes_creating_the_store_at_once_all_open_it(tmp_path: Path) -> None:
     """The daemon's worker and a report often open a new store together: each must
     get the whole schema, none a 'table files already exists'."""
