@@ -18,7 +18,8 @@ import pytest
 from tokend.errors import MalformedLine
 from tokend.models import UsageEvent
 from tokend.sources.base import Root
-from tokend.sources.codex import SOURCE, CodexParser, parse_rate_limits
+from tokend.sources.codex import SOURCE, CodexParser
+from tokend.sources.codex_limits import parse_rate_limits
 from tokend.store import Store
 from tokend.tail import Tailer
 

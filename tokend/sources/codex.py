@@ -79,7 +79,6 @@ of the decoded kinds; a truncated write is still caught by the framing check.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -89,31 +88,25 @@ from typing import Any
 from tokend.errors import MalformedLine
 from tokend.models import (
     Agent,
-    LimitObservation,
     Record,
     UsageEvent,
-    utc_from_epoch,
     utc_from_iso,
     utc_ms,
 )
 from tokend.sources.base import OnError, Root, walk_names
-from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object
+from tokend.sources.codex_limits import parse_rate_limits
+from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object, number_of, text_of
 
 __all__ = [
     "FALLBACK_MODEL",
-    "LIMIT_SOURCE",
     "REPLAY_BURST_MS",
     "SOURCE",
     "CodexParser",
     "CodexSource",
-    "parse_rate_limits",
 ]
 
 FALLBACK_MODEL = "gpt-5"
 """Model of usage written before ``turn_context`` named one (ccusage does the same)."""
-
-LIMIT_SOURCE = "codex_rate_limits"
-"""``LimitObservation.source`` of every observation this module makes."""
 
 REPLAY_BURST_MS = 5_000
 """How long after a child rollout's creation a token_count may still be replayed history
@@ -297,12 +290,12 @@ class CodexParser:
         return []
 
     def _session_meta(self, obj: dict[str, Any], payload: dict[str, Any]) -> None:
-        thread = _text(payload.get("id"))
+        thread = text_of(payload.get("id"))
         if not self.meta:
             self.meta = True
             if thread:
                 self.sid = thread
-            self.cwd = _text(payload.get("cwd")) or self.cwd
+            self.cwd = text_of(payload.get("cwd")) or self.cwd
             born = [_iso_ms(obj.get("timestamp")), _iso_ms(payload.get("timestamp"))]
             known = [b for b in born if b is not None]
             self.born = min(known) if known else None
@@ -316,10 +309,10 @@ class CodexParser:
         model = _model_of(payload)
         if model:
             self.model = model
-        cwd = _text(payload.get("cwd"))
+        cwd = text_of(payload.get("cwd"))
         if cwd:
             self.cwd = cwd
-        tier = _text(payload.get("service_tier"))
+        tier = text_of(payload.get("service_tier"))
         if tier is not None:
             self.tier = tier
         self._maybe_own_turn(_uuid7_ms(payload.get("turn_id")))
@@ -327,7 +320,7 @@ class CodexParser:
     def _turn_started(self, payload: dict[str, Any]) -> None:
         when = _uuid7_ms(payload.get("turn_id"))
         if when is None:
-            started = _number(payload.get("started_at"))
+            started = number_of(payload.get("started_at"))
             if started is not None:
                 when = int(started) * 1000
         self._maybe_own_turn(when)
@@ -360,7 +353,7 @@ class CodexParser:
         item = payload.get("type")
         if type(item) is not str or item not in _TOOL_ITEMS:
             return
-        name = _TOOL_ITEMS[item] or _text(payload.get("name"))
+        name = _TOOL_ITEMS[item] or text_of(payload.get("name"))
         if name and name not in self.tools:
             self.tools.append(name)
 
@@ -423,14 +416,14 @@ class CodexParser:
         attribution = payload.get("attribution")
         attribution = attribution if isinstance(attribution, dict) else {}
         model = _model_of(attribution)
-        tier = _text(attribution.get("service_tier"))
+        tier = text_of(attribution.get("service_tier"))
         for i, (counted, key, tools) in enumerate(self.pending_counts):
             if counted[:5] == usage[:5]:
                 # Same response as a token_count already emitted: replace that row.
                 del self.pending_counts[i]
                 return [self._event(key, ts, usage, model, tools, tier, _RANK_RECORD)]
-        thread = _text(payload.get("thread_id")) or self.sid
-        response = _text(payload.get("response_id"))
+        thread = text_of(payload.get("thread_id")) or self.sid
+        response = text_of(payload.get("response_id"))
         if response:
             key = f"codex:{thread}:r:{response}"
         else:
@@ -473,97 +466,6 @@ class CodexParser:
             rank=rank + self.bonus,
             speed=tier if tier in _SPEED_TIERS else None,
         )
-
-
-def parse_rate_limits(
-    value: object, observed_at: datetime, session_id: str | None = None
-) -> list[LimitObservation]:
-    """The windows of one ``rate_limits`` object, in any of its three historical shapes.
-
-    ``None`` (or anything that is not an object) is "no news" and yields nothing.
-    """
-    if not isinstance(value, dict):
-        return []
-    limit_id = _text(value.get("limit_id")) or "codex"
-    plan = _text(value.get("plan_type"))
-    reached_type = _text(value.get("rate_limit_reached_type"))
-    extra: dict[str, str] = {}
-    name = _text(value.get("limit_name"))
-    if name:
-        extra["limit_name"] = name
-    if reached_type:
-        extra["rate_limit_reached_type"] = reached_type
-    windows: list[tuple[str, int | None, float, datetime | None]] = []
-    for slot in ("primary", "secondary"):
-        window = value.get(slot)
-        if isinstance(window, dict):
-            found = _window(window, "", observed_at)
-        else:
-            found = _window(value, f"{slot}_", observed_at)
-        if found is not None:
-            windows.append((slot, *found))
-    if not windows:
-        if not reached_type:
-            return []
-        return [
-            LimitObservation(
-                agent="codex",
-                limit_id=limit_id,
-                observed_at=observed_at,
-                source=LIMIT_SOURCE,
-                reached=True,
-                plan_type=plan,
-                session_id=session_id,
-                extra=extra,
-            )
-        ]
-    full = any(pct >= 100 for _, _, pct, _ in windows)
-    # Positional, in field order (two per token_count, so it counts): agent, limit_id,
-    # observed_at, source, window_minutes, used_percent, resets_at, reached,
-    # plan_type, session_id, extra.
-    return [
-        LimitObservation(
-            "codex", limit_id, observed_at, LIMIT_SOURCE, minutes, pct, resets,
-            bool(reached_type) and (pct >= 100 or not full), plan, session_id,
-            {**extra, "slot": slot},
-        )
-        for slot, minutes, pct, resets in windows
-    ]
-
-
-_MAX_WINDOW_MINUTES = 366 * 24 * 60
-"""Longer than any usage window; a larger ``window_minutes`` is junk."""
-
-_WINDOW_KEYS = {
-    prefix: tuple(f"{prefix}{name}" for name in
-                  ("used_percent", "window_minutes", "resets_at", "resets_in_seconds"))
-    for prefix in ("", "primary_", "secondary_")
-}
-"""The keys of one window, nested (``primary.used_percent``) or flat
-(``primary_used_percent``), spelled once rather than on every ``token_count``."""
-
-
-def _window(
-    obj: dict[str, Any], prefix: str, observed_at: datetime
-) -> tuple[int | None, float, datetime | None] | None:
-    pct_key, minutes_key, at_key, after_key = _WINDOW_KEYS[prefix]
-    pct = _number(obj.get(pct_key))
-    if pct is None:
-        return None
-    minutes = _number(obj.get(minutes_key))
-    resets: datetime | None = None
-    at = _number(obj.get(at_key))
-    after = _number(obj.get(after_key))
-    try:
-        if at is not None and at > 0:
-            resets = utc_from_epoch(at / 1000 if at > 1e11 else at)  # or epoch milliseconds
-        elif after is not None:
-            resets = utc_from_epoch(observed_at.timestamp() + after)
-    except ValueError:
-        resets = None  # a reset time in no plausible year says nothing
-    if minutes is not None and not 0 < minutes <= _MAX_WINDOW_MINUTES:
-        minutes = None  # junk: the window is not said
-    return (int(minutes) if minutes is not None else None, pct, resets)
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -660,20 +562,6 @@ def _uuid7_ms(value: object) -> int | None:
         return None
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _number(value: object) -> float | None:
-    """A finite JSON number as a float; ``None`` for anything else (NaN and the
-    infinities come only from the stdlib decoder's extensions)."""
-    if type(value) is int:
-        return float(value) if -1e300 < value < 1e300 else None
-    if type(value) is float and math.isfinite(value):
-        return value
-    return None
-
-
 def _count(obj: dict[str, Any], *names: str) -> int:
     """The first of ``names`` that holds a number, as a count (0 if none does)."""
     for name in names:
@@ -733,8 +621,8 @@ def _tuple_key(usage: Usage | None) -> str:
 
 
 def _model_of(obj: dict[str, Any]) -> str | None:
-    model = _text(obj.get("model")) or _text(obj.get("model_name"))
+    model = text_of(obj.get("model")) or text_of(obj.get("model_name"))
     if model:
         return model
     meta = obj.get("metadata")
-    return _text(meta.get("model")) if isinstance(meta, dict) else None
+    return text_of(meta.get("model")) if isinstance(meta, dict) else None

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from tokend.errors import MalformedLine
 
-__all__ = ["MAX_TOKENS", "count_of", "decode_object"]
+__all__ = ["MAX_TOKENS", "count_of", "decode_object", "number_of", "text_of"]
 
 MAX_TOKENS = 10**12
 """More tokens than any response holds: a larger count is junk. Stored, it would not
@@ -63,3 +64,18 @@ def count_of(value: object) -> int:
     if type(value) is float:
         return int(value) if 0 < value <= MAX_TOKENS else 0  # NaN compares False
     return 0
+
+
+def number_of(value: object) -> float | None:
+    """A finite JSON number as a float; ``None`` for anything else (NaN and the
+    infinities come only from the stdlib decoder's extensions)."""
+    if type(value) is int:
+        return float(value) if -1e300 < value < 1e300 else None
+    if type(value) is float and math.isfinite(value):
+        return value
+    return None
+
+
+def text_of(value: object) -> str | None:
+    """A non-empty JSON string, or ``None``."""
+    return value if isinstance(value, str) and value else None
