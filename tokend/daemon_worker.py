@@ -263,6 +263,17 @@ class DaemonWorker(DaemonState):
             log.error("keeping the current prices: %s", exc)
             return False
 
+    def _mark_if_live(self, path: Path, since: float) -> None:
+        """Put a file written since ``since`` (epoch seconds; a live session) in the
+        hot set, though a full scan read it rather than a watcher event: otherwise an
+        append to it made just before a sync, whose event is still on its way, would
+        be missing from the report that sync answers."""
+        try:
+            if path.stat().st_mtime >= since:
+                self._hot[str(path)] = time.monotonic()
+        except OSError:
+            pass
+
     def _sync_hot(self) -> bool:
         """Read again the files read lately, before a sync is answered.
 
@@ -345,12 +356,14 @@ class DaemonWorker(DaemonState):
             return False
         changed = False
         errors: list[str] = []
+        live_since = time.time() - HOT_SECONDS
         for source, root, path in self._tailer.discover(errors):
             if self.stop_event.is_set():
                 break
             result = self._tailer.ingest(source, root, path)
             if result.bytes_read:
                 changed = True
+            self._mark_if_live(path, live_since)
         for error in errors:
             log.warning("%s", error)
         if changed:
