@@ -163,6 +163,24 @@ def test_an_append_just_before_the_report_is_in_it(fake: Env) -> None:
     assert daily_input(fake.report("daily", "--json")["text"]) == 151
 
 
+def test_an_append_to_a_file_only_the_start_up_scan_read_is_in_the_report(
+    fake: Env, tmp_path: Path
+) -> None:
+    """The start-up scan, not a watcher event, read this live session. The append goes
+    through a hard link in a folder nobody watches, so no event ever comes: only the
+    re-read of recently written files before a sync can see it (this was missed
+    whenever the watcher's event came late)."""
+    path = fake.session()
+    append(path, claude_line(100))
+    fake.start()
+    assert daily_input(fake.report("daily", "--json")["text"]) == 100
+    link = tmp_path / "elsewhere" / "same-inode.jsonl"
+    link.parent.mkdir()
+    link.hardlink_to(path)
+    append(link, claude_line(25))
+    assert daily_input(fake.report("daily", "--json")["text"]) == 125
+
+
 def test_the_daemon_declines_what_it_cannot_vouch_for(fake: Env, tmp_path: Path) -> None:
     append(fake.session(), claude_line(100))
     fake.start()
