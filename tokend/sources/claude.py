@@ -33,7 +33,7 @@ from tokend.errors import MalformedLine
 from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso
 from tokend.sources.base import OnError, Root, walk_files, walk_names
 from tokend.sources.claude_limits import limit_observation
-from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object
+from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object, text_of
 
 __all__ = [
     "SOURCE",
@@ -59,10 +59,6 @@ def rank_of(*, sidechain: bool, total: int, has_speed: bool) -> int:
         | (min(max(total, 0), _TOTAL_CAP) << 1)
         | (1 if has_speed else 0)
     )
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 class ClaudeParser:
@@ -220,7 +216,7 @@ class ClaudeParser:
             or "error" in obj
             or "quotaLimits" in obj
         ):
-            session = _text(obj.get("sessionId")) or self._session
+            session = text_of(obj.get("sessionId")) or self._session
             observation = limit_observation(obj, message, _timestamp(obj), session)
             if observation is not None:
                 observations.append(observation)
@@ -244,9 +240,9 @@ class ClaudeParser:
         gateway omits the request id; id-less lines are never merged (a stable key
         per line, so re-reading the file stays idempotent)."""
         if message_id is not None:
-            request_id = _text(obj.get("requestId"))
+            request_id = text_of(obj.get("requestId"))
             return f"claude:{message_id}:{request_id}" if request_id else f"claude:{message_id}"
-        uuid = _text(obj.get("uuid"))
+        uuid = text_of(obj.get("uuid"))
         return f"claude:uuid:{uuid}" if uuid else f"claude:line:{self._file_tag}:{self._line}"
 
     def _event(
@@ -295,7 +291,7 @@ class ClaudeParser:
         if type(message_id) is str and message_id and type(request_id) is str and request_id:
             key = f"claude:{message_id}:{request_id}"
         else:
-            message_id = _text(message_id)
+            message_id = text_of(message_id)
             key = self._dedup_key(obj, message_id)
         content = message.get("content")
         tools = _tool_names(content) if type(content) is list else ()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tokend.models import Agent, LimitObservation, utc_from_epoch, utc_from_iso
+from tokend.sources.jsonline import text_of
 
 __all__ = ["FIVE_HOURS", "LIMIT_ID", "WEEK", "limit_observation", "statusline_observations"]
 
@@ -49,10 +50,6 @@ _RESETS = re.compile(
 _MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
 )}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _epoch(value: object) -> datetime | None:
@@ -194,7 +191,7 @@ def statusline_observations(
     limits = payload.get("rate_limits")
     if not isinstance(limits, dict):
         return []
-    session = _text(payload.get("session_id"))
+    session = text_of(payload.get("session_id"))
     out = []
     for name, minutes in (("five_hour", FIVE_HOURS), ("seven_day", WEEK)):
         window = limits.get(name)
