@@ -571,33 +571,33 @@ def _count(obj: dict[str, Any], *names: str) -> int:
     return 0
 
 
+_USAGE_NAMES = (
+    ("input_tokens", "prompt_tokens", "input"),
+    ("cached_input_tokens", "cache_read_input_tokens", "cached_tokens"),
+    ("output_tokens", "completion_tokens", "output"),
+    ("reasoning_output_tokens", "reasoning_tokens"),
+    ("cache_write_input_tokens",),
+    ("total_tokens",),
+)
+"""Each ``Usage`` field's spellings, as ccusage reads them; the first is Codex's own."""
+
+
 def _usage(value: object) -> Usage | None:
     """A ``TokenUsage`` object as a tuple (field aliases as ccusage reads them).
 
-    Codex writes each name's first spelling as an integer; only otherwise does
-    :func:`_count` look further (twice per ``token_count``, so it matters).
+    Codex writes each field's first spelling as an integer: that is taken as it is,
+    and only otherwise does :func:`_count` look further (twice per ``token_count``).
     """
     if type(value) is not dict:
         return None
     get = value.get
-    inp = get("input_tokens")
-    if type(inp) is not int or not 0 <= inp <= MAX_TOKENS:
-        inp = _count(value, "input_tokens", "prompt_tokens", "input")
-    cached = get("cached_input_tokens")
-    if type(cached) is not int or not 0 <= cached <= MAX_TOKENS:
-        cached = _count(value, "cached_input_tokens", "cache_read_input_tokens", "cached_tokens")
-    out = get("output_tokens")
-    if type(out) is not int or not 0 <= out <= MAX_TOKENS:
-        out = _count(value, "output_tokens", "completion_tokens", "output")
-    reasoning = get("reasoning_output_tokens")
-    if type(reasoning) is not int or not 0 <= reasoning <= MAX_TOKENS:
-        reasoning = _count(value, "reasoning_output_tokens", "reasoning_tokens")
-    write = get("cache_write_input_tokens")
-    if type(write) is not int or not 0 <= write <= MAX_TOKENS:
-        write = _count(value, "cache_write_input_tokens")
-    total = get("total_tokens")
-    if type(total) is not int or not 0 <= total <= MAX_TOKENS:
-        total = _count(value, "total_tokens")
+    counts = []
+    for names in _USAGE_NAMES:
+        count = get(names[0])
+        counts.append(
+            count if type(count) is int and 0 <= count <= MAX_TOKENS else _count(value, *names)
+        )
+    inp, cached, out, reasoning, write, total = counts
     return (inp, min(cached, inp), out, reasoning, write, total)
 
 
