@@ -25,12 +25,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tokend.errors import MalformedLine
-from tokend.models import Agent, LimitObservation, Record, UsageEvent, utc_from_iso
+from tokend.models import (
+    END_YEAR,
+    FIRST_YEAR,
+    Agent,
+    LimitObservation,
+    Record,
+    UsageEvent,
+    utc_from_iso,
+)
 from tokend.sources.base import OnError, Root, walk_files, walk_names
 from tokend.sources.claude_limits import limit_observation
 from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object, text_of
@@ -46,6 +54,8 @@ AGENT: Agent = "claude"
 _SIDECHAIN_BIT = 1 << 62
 """Non-sidechain copies outrank every sidechain copy, whatever their token totals."""
 _TOTAL_CAP = (1 << 61) - 1
+_UTC = timezone.utc
+_fromisoformat = datetime.fromisoformat
 
 def rank_of(*, sidechain: bool, total: int, has_speed: bool) -> int:
     """ccusage's winner rule between copies of one response, as one integer.
@@ -281,10 +291,12 @@ class ClaudeParser:
             write_1h = 0
         speed_field = get("speed")
         sidechain = obj.get("isSidechain") is True
-        rank = rank_of(
-            sidechain=sidechain,
-            total=input_tokens + output_tokens + cache_read + write_5m + write_1h,
-            has_speed=speed_field is not None,
+        # rank_of(), spelled out (a call with keywords, once per usage line).
+        total = input_tokens + output_tokens + cache_read + write_5m + write_1h
+        rank = (
+            (0 if sidechain else _SIDECHAIN_BIT)
+            | ((total if total <= _TOTAL_CAP else _TOTAL_CAP) << 1)
+            | (speed_field is not None)
         )
         message_id = message.get("id")
         request_id = obj.get("requestId")
@@ -316,6 +328,19 @@ class ClaudeParser:
                 tools = tuple(dict.fromkeys(tools))
 
         session = obj.get("sessionId")
+        stamp: Any = obj.get("timestamp")
+        try:
+            # utc_from_iso's common case inline: "...Z" parses to UTC in one C call.
+            when = _fromisoformat(stamp)
+            if when.tzinfo is not _UTC or not FIRST_YEAR <= when.year < END_YEAR:
+                when = _timestamp(obj)
+        except (TypeError, ValueError):
+            when = _timestamp(obj)  # raises MalformedLine with the reason
+        # What changes the price: fast mode, else the priority tier.
+        if speed_field == "fast":
+            speed: str | None = "fast"
+        else:
+            speed = "priority" if get("service_tier") == "priority" else None
         # Positional, in field order (keywords cost more, once per usage line): agent,
         # dedup_key, timestamp, session_id, project, model, input, output, cache read,
         # cache writes 5m and 1h, reasoning, tools, sidechain, rank; then shadow_key
@@ -323,26 +348,16 @@ class ClaudeParser:
         # a new request id; the store drops such a sidechain copy when the primary
         # exists, and the other way round) and speed.
         event = UsageEvent(
-            AGENT, key, _timestamp(obj),
+            AGENT, key, when,
             session if type(session) is str and session else self._session,
             self._cwd or self._project, model, input_tokens, output_tokens, cache_read,
-            write_5m, write_1h, 0, tools, sidechain, rank, message_id,
-            _speed(speed_field, get("service_tier")),
+            write_5m, write_1h, 0, tools, sidechain, rank, message_id, speed,
         )
         self._tools = tools
         if rank >= self._rank:
             self._rank = rank
             self._best = event
         return event
-
-
-def _speed(speed: object, service_tier: object) -> str | None:
-    """What changes the price: fast mode, or the priority tier."""
-    if speed == "fast":
-        return "fast"
-    if service_tier == "priority":
-        return "priority"
-    return None
 
 
 def _looks_like_object(line: bytes) -> bool:
