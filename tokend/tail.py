@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
 from tokend.sources.base import FileParser, Root, Source
+from tokend.sources.compressed import decompress, is_compressed
 from tokend.store import CostFn, FileMark, FileRow, InsertRow, Store
 
 __all__ = ["Batch", "FileResult", "ScanReport", "Tailer", "feed_lines", "read_batches"]
@@ -378,20 +379,29 @@ class Tailer:
         ):
             return
         data = path.read_bytes()
-        try:
-            records = source.parse_whole(path, data)
-        except MalformedLine:
-            # Legacy Gemini files are rewritten in place without a temp file: a
-            # half-written file parses on the next change. Nothing is committed.
-            result.malformed += 1
-            return
-        events = [r for r in records if isinstance(r, UsageEvent)]
-        observations = [r for r in records if isinstance(r, LimitObservation)]
+        malformed = 0
+        if is_compressed(path):
+            # A line log stored compressed (Codex's cold rollouts): its lines go
+            # through the agent's own line parser, bad ones counted as in a plain file.
+            events, observations, malformed = feed_lines(
+                source.parser(root, path, None), decompress(path, data)
+            )
+            result.malformed += malformed
+        else:
+            try:
+                records = source.parse_whole(path, data)
+            except MalformedLine:
+                # Legacy Gemini files are rewritten in place without a temp file: a
+                # half-written file parses on the next change. Nothing is committed.
+                result.malformed += 1
+                return
+            events = [r for r in records if isinstance(r, UsageEvent)]
+            observations = [r for r in records if isinstance(r, LimitObservation)]
         result.bytes_read = len(data)
         result.events, result.observations = len(events), len(observations)
         self.store.commit_batch(
             path=str(path), agent=source.agent, root=root.key, dev=st.st_dev, ino=st.st_ino,
             offset=len(data), size=st.st_size, mtime_ns=st.st_mtime_ns, state=None,
-            malformed=0, events=events, observations=observations, cost_fn=self.cost_fn,
-            now_ms=int(self.clock() * 1000),
+            malformed=malformed, events=events, observations=observations,
+            cost_fn=self.cost_fn, now_ms=int(self.clock() * 1000),
         )

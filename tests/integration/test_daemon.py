@@ -33,6 +33,9 @@ from tests.daemon_harness import (
     wait_for,
 )
 from tokend.errors import DaemonNotRunning, TokendError
+from tokend.sources.compressed import zstd_module
+
+zstd = zstd_module()
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -181,6 +184,25 @@ def test_truncated_and_atomically_replaced_files(fake: Env) -> None:
     tmp.write_text(content)
     tmp.replace(log)
     wait_used(fake, 252)
+
+
+def test_codex_compressing_rollouts_live_counts_each_once(fake: Env) -> None:
+    """Codex's opt-in cold storage while the daemon runs: a rollout it read is
+    rewritten as ``.jsonl.zst`` and the plain file removed; a rollout it never saw
+    arrives compressed."""
+    day = fake.codex / "sessions" / "2026" / "11" / "23"
+    seen = day / f"rollout-2026-11-23T10-00-00-{uuid.uuid4()}.jsonl"
+    append(seen, codex_lines([1000, 1500]))
+    fake.start()
+    wait_used(fake, 1500, agent="codex")
+    seen.with_name(seen.name + ".zst").write_bytes(zstd.compress(seen.read_bytes()))
+    seen.unlink()
+    unseen = day / f"rollout-2026-11-23T11-00-00-{uuid.uuid4()}.jsonl.zst"
+    unseen.write_bytes(zstd.compress(codex_lines([700]).encode()))
+    wait_used(fake, 2200, agent="codex")
+    time.sleep(0.5)  # the compressed copy of the first would show by now
+    assert used(fake, "codex") == 2200
+    assert store_totals(fake.store)[0] == 3
 
 
 def test_kill_9_mid_ingest_then_restart_equals_a_clean_scan(fake: Env) -> None:

@@ -7,6 +7,7 @@ needs into a temp ``CODEX_HOME`` so it can append to them, truncate or replace t
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -20,10 +21,12 @@ from tokend.models import UsageEvent
 from tokend.sources.base import Root
 from tokend.sources.codex import SOURCE, CodexParser
 from tokend.sources.codex_limits import parse_rate_limits
+from tokend.sources.compressed import zstd_module
 from tokend.store import Store
-from tokend.tail import Tailer
+from tokend.tail import ScanReport, Tailer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "codex" / "home"
+zstd = zstd_module()  # compression.zstd, or backports.zstd before Python 3.14
 
 MAIN = "01a0f6e8-1500-7a11-b222-c333d444e550"  # model switch, re-emit, fill, malformed
 RECORDS = "01a0fbd7-8280-7d11-b222-c333d444e550"  # token_usage_record + token_count
@@ -51,6 +54,15 @@ def install(home: Path, marker: str, sub: str = "sessions") -> Path:
     target = home / source.relative_to(FIXTURES)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
+    return target
+
+
+def compress(path: Path) -> Path:
+    """What Codex does to a rollout untouched for a week: ``<name>.jsonl.zst`` (zstd
+    level 3), then the plain file is removed."""
+    target = path.with_name(path.name + ".zst")
+    target.write_bytes(zstd.compress(path.read_bytes(), level=3))
+    path.unlink()
     return target
 
 
@@ -123,17 +135,24 @@ def test_roots_follow_a_codex_home_list(tmp_path: Path) -> None:
 def test_files_are_rollouts_in_sessions_and_archived_sessions(home: Path, root: Root) -> None:
     active = install(home, MAIN)
     archived = install(home, MAIN, "archived_sessions")
-    compressed = active.with_name(active.name + ".zst")
+    compressed = active.with_name(active.name + ".zst")  # beside its plain copy
     compressed.write_bytes(b"\x28\xb5\x2f\xfd")
+    cold = install(home, RECORDS)
+    cold_compressed = cold.with_name(cold.name + ".zst")
+    cold_compressed.write_bytes(zstd.compress(cold.read_bytes()))
+    cold.unlink()
     stray = home / "sessions" / "notes.jsonl"
     stray.write_text("{}\n")
     elsewhere = home / "log" / active.name
     elsewhere.parent.mkdir()
     elsewhere.write_text("{}\n")
 
-    assert list(SOURCE.files(root, lambda exc: None)) == [archived, active]
+    assert sorted(SOURCE.files(root, lambda exc: None)) == sorted(
+        [archived, active, cold_compressed]
+    )
     assert SOURCE.wants(root, active) and SOURCE.wants(root, archived)
-    assert not SOURCE.wants(root, compressed)
+    assert SOURCE.wants(root, cold_compressed) and SOURCE.whole_file(cold_compressed)
+    assert not SOURCE.wants(root, compressed)  # its plain copy is read instead
     assert not SOURCE.wants(root, stray)
     assert not SOURCE.wants(root, elsewhere)
     assert not SOURCE.whole_file(active)
@@ -449,11 +468,14 @@ def test_a_copied_foreign_session_meta_starts_a_replay_that_time_ends(
     assert [(e.input + e.cache_read, e.model) for e in store.events()] == [(2000, "gpt-5.4-mini")]
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "archived-compressed"])
 def test_an_archived_copy_counts_once_and_the_active_copy_wins(
-    home: Path, root: Root, store: Store
+    home: Path, root: Root, store: Store, compressed: bool
 ) -> None:
     active = install(home, MAIN)
     archived = install(home, MAIN, "archived_sessions")
+    if compressed:
+        archived = compress(archived)
     ingest(store, root, active)
     ingest(store, root, archived)  # written last, yet must not take over
     assert sums(store)["events"] == 4
@@ -518,6 +540,109 @@ def test_a_malformed_line_is_counted_and_skipped(home: Path, root: Root, store: 
     assert store.counts()["malformed"] == 1
     with pytest.raises(MalformedLine):
         CodexParser("t").feed(b'{"timestamp":"2026-10-01T10:05:00.000Z","type":"event_msg"')
+
+
+# -- compressed rollouts (Codex's opt-in cold storage) ------------------------------
+
+
+def scan_report(store: Store, root: Root) -> ScanReport:
+    return Tailer(store, [(SOURCE, root)], cost_fn=lambda e: None, clock=lambda: 0.0).scan()
+
+
+MARKERS = (MAIN, RECORDS, SUBAGENT, FORK, LIMITS)
+
+
+def test_a_compressed_rollout_counts_exactly_as_its_plain_copy(
+    root: Root, tmp_path: Path
+) -> None:
+    plain_home = tmp_path / "plain"
+    plain_store = Store(tmp_path / "plain.db")
+    for marker in MARKERS:
+        install(plain_home, marker)
+    scan(plain_store, Root("codex", plain_home, "plain"))
+
+    home = root.path
+    store = Store(tmp_path / "compressed.db")
+    for marker in MARKERS:
+        compress(install(home, marker))
+    report = scan_report(store, root)
+
+    assert report.errors == []
+    assert report.files == report.files_read == len(MARKERS)
+    assert dump(store) == dump(plain_store)  # events, limits: same keys, counts, times
+    assert dump(store)[0] and dump(store)[1]
+    assert store.counts()["malformed"] == plain_store.counts()["malformed"] == 1
+    # Read once: nothing to do on the next scan.
+    again = scan_report(store, root)
+    assert (again.files, again.files_read, again.events) == (len(MARKERS), 0, 0)
+
+
+def test_a_rollout_compressed_after_it_was_read_is_not_counted_twice(
+    home: Path, root: Root, store: Store
+) -> None:
+    path = install(home, RECORDS)
+    scan(store, root)
+    before = dump(store)
+    compress(path)
+    report = scan_report(store, root)
+    assert report.files_read == 1 and report.errors == []
+    assert dump(store) == before
+
+
+def test_beside_its_plain_copy_a_compressed_rollout_is_not_read(
+    home: Path, root: Root, store: Store
+) -> None:
+    path = install(home, MAIN)
+    compressed = path.with_name(path.name + ".zst")
+    compressed.write_bytes(zstd.compress(path.read_bytes() + b"{not even json\n"))
+    scan(store, root)
+    assert sums(store)["events"] == 4
+    assert store.counts()["malformed"] == 1  # the plain file's one bad line, not two
+    paths = {r[0] for r in store.db.execute("SELECT path FROM files")}
+    assert paths == {str(path)}
+
+
+def test_a_cut_or_foreign_compressed_file_is_reported_and_the_rest_counted(
+    home: Path, root: Root, store: Store
+) -> None:
+    good = install(home, MAIN)
+    cut = compress(install(home, RECORDS))
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])  # a crash while Codex compressed it
+    foreign = compress(install(home, FORK))
+    foreign.write_bytes(b"plain text, not zstd\n")
+
+    report = scan_report(store, root)
+    assert sorted(e.split(": not a complete zstd file (")[0] for e in report.errors) == sorted(
+        f"cannot read {p}" for p in (cut, foreign)
+    )
+    assert sums(store)["events"] == 4  # the good rollout
+    assert str(good) in {r[0] for r in store.db.execute("SELECT path FROM files")}
+
+    cut.write_bytes(whole)  # written again in full: read on the next scan
+    report = scan_report(store, root)
+    assert len(report.errors) == 1
+    assert sums(store)["events"] > 4
+
+
+def test_without_a_zstd_module_the_file_is_reported_with_the_fix(
+    home: Path, root: Root, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cold = compress(install(home, RECORDS))
+    real_import = importlib.import_module
+
+    def no_zstd(name: str, package: str | None = None) -> Any:
+        if name.endswith("zstd"):
+            raise ImportError(name)
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_zstd)
+    report = scan_report(store, root)
+    assert report.errors == [
+        f"cannot read {cold}: reading {cold.name} needs zstd support: "
+        "pip install backports.zstd"
+    ]
+    assert sums(store)["events"] == 0
 
 
 # -- rate limits ---------------------------------------------------------------------

@@ -92,8 +92,10 @@ class Source(Protocol):
         ...
 
     def whole_file(self, path: Path) -> bool:
-        """True for formats rewritten in full (legacy Gemini ``.json``): the tailer
-        then re-reads the whole file on every change and calls :meth:`parse_whole`."""
+        """True for files the tailer reads whole on every change: formats rewritten
+        in full (legacy Gemini ``.json``), which it hands to :meth:`parse_whole`, and
+        compressed line logs (Codex ``.jsonl.zst``), which it decompresses and feeds
+        line by line to :meth:`parser` (:mod:`tokend.sources.compressed`)."""
         ...
 
     def parse_whole(self, path: Path, data: bytes) -> list[Record]:

@@ -1,4 +1,4 @@
-"""Codex CLI rollouts (``$CODEX_HOME/{sessions,archived_sessions}/**/rollout-*.jsonl``).
+"""Codex CLI rollouts (``$CODEX_HOME/{sessions,archived_sessions}/**/rollout-*.jsonl[.zst]``).
 
 A rollout is one thread's JSONL log: ``{"timestamp", "ordinal"?, "type", "payload"}`` per
 line. Usage comes from two kinds of line, limits from one:
@@ -66,10 +66,13 @@ The rules, and why (reference/log-formats.md B.7-B.10):
    (epoch seconds). ``rate_limit_reached_type`` marks the windows at 100 % as reached (all
    of them when none is). ``rate_limits: null`` is "no news": nothing is emitted.
 
-Out of scope: ``.jsonl.zst`` rollouts (Codex's opt-in cold compression). The standard
-library has no zstd decoder before Python 3.14, and Codex decompresses a rollout back to
-``.jsonl`` before appending to it, so only cold, already-counted history is missed.
-Saved ``codex exec --json`` streams are not read either.
+9. **Compressed rollouts** (``.jsonl.zst``, Codex's opt-in cold storage of rollouts
+   untouched for a week) are read whole, once, and their lines go through this same
+   parser (:mod:`tokend.sources.compressed`): the keys are those of the plain file, so
+   a rollout compressed after it was read does not count again. Beside its plain copy
+   (Codex decompresses one before appending to it) the compressed file is not read.
+
+Out of scope: saved ``codex exec --json`` streams.
 
 Speed: a byte-level look at a line's ``type`` decides whether to decode it at all, so
 the big lines (tool output, messages, ``compacted`` history) are never JSON-parsed. The
@@ -117,6 +120,10 @@ response in old files that lack turn ids, an overrun would count the parent agai
 TURN_SLACK_MS = 1_000
 """A child's own first turn may be stamped slightly before its ``session_meta`` line
 (lazily materialised rollouts); a parent turn cannot both start and spawn within it."""
+
+COMPRESSED = ".jsonl.zst"
+"""How Codex stores a rollout untouched for a week when its opt-in
+``local_thread_store_compression`` feature is on (zstd; reference/log-formats.md B.1)."""
 
 SUBDIRS = ("archived_sessions", "sessions")
 """Archived first, so within one scan the active copy is written last (it also ranks one
@@ -172,15 +179,21 @@ class CodexSource:
 
     def file_names(self, root: Root, on_error: OnError) -> Iterable[str]:
         for sub in SUBDIRS:
-            yield from walk_names(root.path / sub, _is_rollout, on_error)
+            for name in walk_names(root.path / sub, _is_rollout, on_error):
+                if not _is_shadowed(name):
+                    yield name
 
     def wants(self, root: Root, path: Path) -> bool:
-        return _is_rollout(path.name) and any(
-            path.is_relative_to(root.path / sub) for sub in SUBDIRS
+        return (
+            _is_rollout(path.name)
+            and any(path.is_relative_to(root.path / sub) for sub in SUBDIRS)
+            and not _is_shadowed(str(path))
         )
 
     def whole_file(self, path: Path) -> bool:
-        return False
+        """A compressed rollout (``.jsonl.zst``) is read whole, once: Codex never
+        appends to one (it decompresses it back to ``.jsonl`` first)."""
+        return path.name.endswith(COMPRESSED)
 
     def parse_whole(self, path: Path, data: bytes) -> list[Record]:
         """Not used by the tailer (rollouts are appended); parses all lines at once."""
@@ -493,7 +506,14 @@ def _worth_decoding(text: bytes) -> bool:
 
 
 def _is_rollout(name: str) -> bool:
-    return name.startswith("rollout-") and name.endswith(".jsonl")
+    return name.startswith("rollout-") and (name.endswith((".jsonl", COMPRESSED)))
+
+
+def _is_shadowed(name: str) -> bool:
+    """A compressed rollout whose plain copy is beside it: the plain one is read (the
+    same lines and keys; Codex is between compressing and removing, or it
+    decompressed the file to append to it)."""
+    return name.endswith(COMPRESSED) and Path(name[: -len(".zst")]).exists()
 
 
 def _expand(text: str, home: Path) -> Path:
@@ -514,7 +534,7 @@ def _account(path: Path, home: Path) -> str:
 def _session_from_name(name: str) -> str:
     """The thread id at the end of ``rollout-<local time>-<uuid>.jsonl``, until
     ``session_meta`` says it (reverted threads add ``_<rollout id>`` after it)."""
-    stem = name.removesuffix(".jsonl").split("_", 1)[0]
+    stem = name.removesuffix(".zst").removesuffix(".jsonl").split("_", 1)[0]
     tail = stem[-36:]
     if len(tail) == 36 and tail.count("-") == 4:
         return tail
