@@ -329,7 +329,7 @@ class Store(StoreQueries):
         bulk.files[path] = (file_id, *file)
         bulk.events.append((rows, (file_id,)))
         bulk.event_count += len(rows)
-        bulk.replays.update(str(r[0]) for r in rows if r[_SIDECHAIN] and r[_SHADOW] is not None)
+        bulk.replays.update(str(r[0]) for r in rows if r[_SIDECHAIN] and r[_SHADOW])
         bulk.limits.extend(limits)
         if bulk.event_count >= _PENDING_ROWS:
             self._write_pending()
@@ -380,12 +380,12 @@ class Store(StoreQueries):
         replaced = []
         sidechains = []
         for r in rows:
-            shadow = r[_SHADOW]
-            if shadow is not None and r[_SIDECHAIN]:
+            shadow = r[_SHADOW]  # 0 for none (event_rows)
+            if shadow and r[_SIDECHAIN]:
                 sidechains.append((*r, file_id, shadow, r[0]))
             else:
                 primaries.append((*r, file_id))
-                if shadow is not None:
+                if shadow:
                     replaced.append((shadow, r[0]))
         if replaced:
             self.db.executemany(
@@ -564,13 +564,16 @@ def _file_row(r: tuple[Any, ...]) -> FileRow:
 
 def event_rows(events: Iterable[UsageEvent], root: str, cost_fn: CostFn) -> list[InsertRow]:
     """Events as ``events`` columns (without ``file_id``), priced: pure, so a parse
-    worker can run it and hand the writer plain tuples."""
+    worker can run it and hand the writer plain tuples. An empty ``shadow_key`` or
+    ``speed`` is 0, which the insert statements turn into NULL (it binds far faster
+    than ``None``: :data:`tokend.store_schema.UPSERT_EVENT`)."""
     return [
         (
-            ev.dedup_key, ev.shadow_key, ev.rank, ev.agent, root, ev.session_id, ev.project,
-            ev.model, utc_ms(ev.timestamp), ev.input_tokens, ev.output_tokens,
+            ev.dedup_key, ev.shadow_key or 0, ev.rank, ev.agent, root, ev.session_id,
+            ev.project, ev.model, utc_ms(ev.timestamp), ev.input_tokens, ev.output_tokens,
             ev.cache_read_tokens, ev.cache_write_5m_tokens, ev.cache_write_1h_tokens,
-            ev.reasoning_tokens, ",".join(ev.tools), int(ev.sidechain), ev.speed, cost_fn(ev),
+            ev.reasoning_tokens, ",".join(ev.tools), int(ev.sidechain), ev.speed or 0,
+            cost_fn(ev),
         )
         for ev in events
     ]
@@ -579,12 +582,13 @@ def event_rows(events: Iterable[UsageEvent], root: str, cost_fn: CostFn) -> list
 def limit_rows(observations: Iterable[LimitObservation], root: str) -> list[InsertRow]:
     """Observations as :data:`INSERT_LIMIT` wants them: pure, so a parse worker can
     run it and hand the writer plain tuples (pickling the dataclasses instead costs
-    more than parsing the lines that made them)."""
+    more than parsing the lines that made them). An empty ``plan_type`` is 0, as in
+    :func:`event_rows`."""
     return [
         (
             o.agent, root, o.limit_id, o.window_minutes or 0, o.used_percent,
             utc_ms(o.resets_at) if o.resets_at else None, utc_ms(o.observed_at),
-            o.source, int(o.reached), o.plan_type, o.session_id,
+            o.source, int(o.reached), o.plan_type or 0, o.session_id,
         )
         for o in observations
     ]
