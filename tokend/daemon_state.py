@@ -75,7 +75,8 @@ class DaemonState:
         # The worker's own: the store connection is bound to its thread.
         self._store: Store | None = None
         self._tailer: Tailer | None = None
-        self._hot: dict[str, float] = {}  # file -> monotonic time it was last read
+        # file -> (monotonic time it was last read, its stat just before that read)
+        self._hot: dict[str, tuple[float, tuple[int, int, int] | None]] = {}
         self._tailer_prices = ""  # fingerprint of the table the tailer prices with
         # The parts started by run() and stopped by the shutdown.
         self._lock = InstanceLock(ctx.paths.lock_file)

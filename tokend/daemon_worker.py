@@ -10,6 +10,7 @@ handled as one :class:`_Batch`, so a burst of appends costs one recompute.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import logging
 import os
@@ -51,6 +52,10 @@ parse workers that ignore SIGTERM would hang the scan's pool on the way out."""
 
 HOT_SECONDS = 900.0
 """A file read within this long is looked at again on every sync (see :meth:`_sync_hot`)."""
+
+MAX_LIVE_FROM_SCAN = 256
+"""At most this many files written in the last :data:`HOT_SECONDS` join the hot set
+through a full scan (the most recent): more sessions than anyone runs at once."""
 
 
 @dataclass
@@ -224,14 +229,18 @@ class DaemonWorker(DaemonState):
         match = self._match(path)
         if match is None or self._tailer is None:
             return False
+        key = str(path)
+        before = _signature(key)  # taken first: an append during the read looks new
         result = self._tailer.ingest(match[0], match[1], path)
         if result.error:
             log.warning("%s", result.error)
         if result.bytes_read:
-            self._hot[str(path)] = time.monotonic()
+            self._hot[key] = (time.monotonic(), before)
             self.last_ingest_at = self.ctx.clock()
             log.debug("read %d bytes of %s", result.bytes_read, path)
             return True
+        if key in self._hot:
+            self._hot[key] = (self._hot[key][0], before)
         return False
 
     def _follow_prices(self) -> bool:
@@ -263,31 +272,24 @@ class DaemonWorker(DaemonState):
             log.error("keeping the current prices: %s", exc)
             return False
 
-    def _mark_if_live(self, path: Path, since: float) -> None:
-        """Put a file written since ``since`` (epoch seconds; a live session) in the
-        hot set, though a full scan read it rather than a watcher event: otherwise an
-        append to it made just before a sync, whose event is still on its way, would
-        be missing from the report that sync answers."""
-        try:
-            if path.stat().st_mtime >= since:
-                self._hot[str(path)] = time.monotonic()
-        except OSError:
-            pass
-
     def _sync_hot(self) -> bool:
         """Read again the files read lately, before a sync is answered.
 
         The watcher's event for an append made a moment before the sync may still be
         on its way from the kernel; the file being appended is almost always one of
-        these (the live session), and looking at a handful costs a few stats.
+        these (the live session). A file whose stat is what it was just before its
+        last read has nothing new and is not opened: after a start over a history
+        written minutes ago (a restored backup, the bench's fresh corpus), every one
+        of its thousands of files is hot, and reading each again made every served
+        report 3x slower.
         """
         horizon = time.monotonic() - HOT_SECONDS
-        for key, seen in list(self._hot.items()):
+        changed = False
+        for key, (seen, before) in list(self._hot.items()):
             if seen < horizon:
                 del self._hot[key]
-        changed = False
-        for key in list(self._hot):
-            changed |= self._ingest_path(Path(key))
+            elif before is None or _signature(key) != before:
+                changed |= self._ingest_path(Path(key))
         return changed
 
     def _ingest_dir(self, folder: Path) -> bool:
@@ -357,13 +359,26 @@ class DaemonWorker(DaemonState):
         changed = False
         errors: list[str] = []
         live_since = time.time() - HOT_SECONDS
+        live: list[tuple[int, str, tuple[int, int, int]]] = []
         for source, root, path in self._tailer.discover(errors):
             if self.stop_event.is_set():
                 break
+            try:
+                st: os.stat_result | None = path.stat()  # before the read, as in _ingest_path
+            except OSError:
+                st = None
             result = self._tailer.ingest(source, root, path)
             if result.bytes_read:
                 changed = True
-            self._mark_if_live(path, live_since)
+            if st is not None and st.st_mtime >= live_since:
+                live.append((st.st_mtime_ns, str(path), _stat_signature(st)))
+        # Live sessions, though read by this scan rather than a watcher event: an append
+        # to one just before a sync, whose event is still on its way, must be in the
+        # report that sync answers (_sync_hot). The most recent few: a history restored
+        # minutes ago is all "recent", and each hot file costs every sync a stat.
+        now = time.monotonic()
+        for _, key, signature in heapq.nlargest(MAX_LIVE_FROM_SCAN, live):
+            self._hot[key] = (now, signature)
         for error in errors:
             log.warning("%s", error)
         if changed:
@@ -546,4 +561,18 @@ def _load_pause(store: Store) -> datetime | None:
     try:
         return datetime.fromisoformat(value) if value else None
     except ValueError:
+        return None
+
+
+def _stat_signature(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a log is appended to, truncated, replaced or rewritten."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        # os.stat on the string: a sync looks at every hot file, and a Path each
+        # would cost more than the stat.
+        return _stat_signature(os.stat(path))  # noqa: PTH116
+    except OSError:
         return None
