@@ -506,7 +506,7 @@ def _worth_decoding(text: bytes) -> bool:
 
 
 def _is_rollout(name: str) -> bool:
-    return name.startswith("rollout-") and (name.endswith((".jsonl", COMPRESSED)))
+    return name.startswith("rollout-") and name.endswith((".jsonl", COMPRESSED))
 
 
 def _is_shadowed(name: str) -> bool:
