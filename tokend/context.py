@@ -274,8 +274,8 @@ class Context:
         from tokend.errors import TokendError
 
         try:
-            reply = ipc.request(sock, "sync", timeout=wait + 1.0, wait=wait,
-                                env=dict(self.env), home=str(self.home))
+            reply = ipc.request(sock, "sync", timeout=wait + 1.0, alive_within=2.0,
+                                wait=wait, env=dict(self.env), home=str(self.home))
         except TokendError:
             return False
         return isinstance(reply, dict) and reply.get("current") is True

@@ -46,6 +46,12 @@ class DaemonNotRunning(TokendError):
     exit_code = 3
 
 
+class DaemonNotResponding(TokendError):
+    """The daemon's socket accepts, but nothing answers: it is stopped or hung."""
+
+    exit_code = 3
+
+
 class AlreadyRunning(TokendError):
     """Another daemon holds the lock of this TOKEND_HOME."""
 

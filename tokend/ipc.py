@@ -27,7 +27,7 @@ import json
 import os
 import socket
 
-from tokend.errors import DaemonNotRunning, TokendError
+from tokend.errors import DaemonNotResponding, DaemonNotRunning, TokendError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~3 ms to import: more than a served report's client
@@ -44,29 +44,54 @@ MAX_LINE = 1 << 20
 """The longest request line the server reads."""
 
 
-def request(path: str | os.PathLike[str], cmd: str, timeout: float = 5.0, **fields: Any) -> Any:
+def request(
+    path: str | os.PathLike[str],
+    cmd: str,
+    timeout: float = 5.0,
+    *,
+    alive_within: float | None = None,
+    **fields: Any,
+) -> Any:
     """Send one command and return its ``result``.
 
+    ``alive_within``: for a command the daemon may rightly take long over (a report
+    waiting for it to catch up), a ``ping`` goes first on the same connection and must
+    be answered within these seconds. A daemon that is stopped or hung (its socket
+    still accepts, the kernel queues the request) is then told apart from a busy one
+    at once, not after ``timeout``, and this process does not ask it again.
+
     :raises DaemonNotRunning: nobody listens on ``path`` (or the file is left over).
+    :raises DaemonNotResponding: the ``ping`` went unanswered.
     :raises TokendError: the daemon answered with an error, or the reply was garbled.
     """
-    message = {"version": PROTOCOL_VERSION, "cmd": cmd, **fields}
+    key = os.fspath(path)
+    if key in _unresponsive:
+        raise _unresponsive[key]
+    line = _line({"version": PROTOCOL_VERSION, "cmd": cmd, **fields})
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock.settimeout(timeout if alive_within is None else alive_within)
+    pending = b""
     try:
         try:
-            sock.connect(str(path))
+            sock.connect(key)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonNotRunning(
                 "the tokend daemon is not running", hint="start it with 'tokend start'"
             ) from exc
-        sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        if alive_within is not None:
+            sock.sendall(_line({"version": PROTOCOL_VERSION, "cmd": "ping"}) + line)
+            try:
+                _, pending = _read_line(sock, b"")
+            except TimeoutError:
+                _unresponsive[key] = DaemonNotResponding(
+                    f"the tokend daemon did not answer within {alive_within:g} s",
+                    hint="it may be stopped or hung: 'tokend restart'",
+                )
+                raise _unresponsive[key] from None
+            sock.settimeout(timeout)
+        else:
+            sock.sendall(line)
+        buf, _ = _read_line(sock, pending)
     except TimeoutError as exc:
         raise TokendError(
             f"the daemon did not answer '{cmd}' within {timeout:g} s",
@@ -88,3 +113,23 @@ def request(path: str | os.PathLike[str], cmd: str, timeout: float = 5.0, **fiel
     if not reply.get("ok"):
         raise TokendError(f"the daemon refused '{cmd}': {reply.get('error')}")
     return reply.get("result")
+
+
+_unresponsive: dict[str, DaemonNotResponding] = {}
+"""Sockets whose daemon failed a liveness ``ping`` in this process (a report that
+falls back to its own run must not wait for the same daemon again)."""
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def _read_line(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
+    """One reply line, and whatever was read after it (``buf``: read before)."""
+    while b"\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return buf, b""
+        buf += chunk
+    line, _, rest = buf.partition(b"\n")
+    return line, rest

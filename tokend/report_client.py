@@ -26,6 +26,10 @@ __all__ = ["print_served"]
 WAIT_SECONDS = 10.0
 """How long the daemon may take to catch up (its first scan of a long history)."""
 
+ALIVE_SECONDS = 2.0
+"""How long a running daemon may take to answer a ``ping``: one that does not is
+stopped or hung, and the report runs here at once instead of after the whole wait."""
+
 
 def print_served(argv: list[str]) -> bool:
     """Print the report for ``argv`` rendered by the daemon; ``False`` if it cannot."""
@@ -37,13 +41,19 @@ def print_served(argv: list[str]) -> bool:
     if not os.path.exists(sock):
         return False
     from tokend import ipc
-    from tokend.errors import TokendError
+    from tokend.errors import DaemonNotResponding, TokendError
 
     try:
         result = ipc.request(
-            sock, "report", timeout=WAIT_SECONDS + 5.0, wait=WAIT_SECONDS, argv=argv,
-            env=dict(os.environ), home=os.path.expanduser("~"), tty=sys.stdout.isatty(),
+            sock, "report", timeout=WAIT_SECONDS + 5.0, alive_within=ALIVE_SECONDS,
+            wait=WAIT_SECONDS, argv=argv, env=dict(os.environ),
+            home=os.path.expanduser("~"), tty=sys.stdout.isatty(),
         )
+    except DaemonNotResponding as exc:
+        # Said once, on stderr: the report that follows is this process's own.
+        print(f"tokend: {exc.message}; reporting without it\n  hint: {exc.hint}",
+              file=sys.stderr)
+        return False
     except TokendError:
         return False
     if not isinstance(result, dict) or not isinstance(result.get("text"), str):

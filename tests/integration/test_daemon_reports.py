@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,30 @@ def test_with_no_daemon_the_fast_path_steps_aside(fake: Env) -> None:
     assert fake.served("daily", "--json").returncode == 1
     alone = fake.cli("daily", "--json")
     assert alone.returncode == 0 and daily_input(alone.stdout) == 100
+
+
+def test_a_stopped_daemon_costs_a_report_two_seconds_not_twenty_five(fake: Env) -> None:
+    """A daemon that is stopped (SIGSTOP) or hung still has its socket, and the kernel
+    queues a request; the report used to wait for the daemon's answer (15 s), then for
+    its sync (11 s), and only then ran on its own."""
+    append(fake.session(), claude_line(100) + claude_line(250))
+    proc = fake.start()
+    served = fake.served("daily", "--json")
+    assert served.returncode == 0, served.stderr
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        alone = fake.cli("daily", "--json")
+        took = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout == served.stdout
+    assert took < 8, took  # the 2 s ping, once, and the report's own run
+    assert alone.stderr.count("did not answer within 2 s; reporting without it") == 1
+    assert "tokend restart" in alone.stderr
+    # Running again, it answers as before.
+    assert fake.served("daily", "--json").stdout == served.stdout
 
 
 def test_a_price_edit_while_the_daemon_runs_reprices_what_it_serves(fake: Env) -> None:
