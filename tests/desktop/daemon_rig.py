@@ -17,8 +17,11 @@ from tests.daemon_harness import CodexRollout, FakeMachine, agent_window, wait_f
 
 
 def hhmm(epoch: float) -> str:
-    """What the daemon (TZ=UTC) prints for a reset time later today."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M")
+    """What the daemon (TZ=UTC) prints for a reset time: ``14:30`` later today, ``Tue
+    00:08`` tomorrow (a test run at 22:00 UTC sets a reset two hours ahead)."""
+    when = datetime.fromtimestamp(epoch, timezone.utc)
+    today = datetime.now(timezone.utc).date()
+    return when.strftime("%H:%M" if when.date() == today else "%a %H:%M")
 
 
 class DaemonRig(FakeMachine):

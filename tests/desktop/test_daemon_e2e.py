@@ -128,8 +128,8 @@ def test_appindicator_item_menu_and_pause(
     assert abs(until - (clicked + timedelta(hours=1))) < timedelta(seconds=30), until
     # The daemon persisted and published it; the menu follows the daemon's snapshot.
     wait_until(lambda: rig.read_status()["alerts_paused_until"], 5.0, "status.json to follow")  # type: ignore[index]
-    wait_until(lambda: f"Alerts paused until {until:%H:%M}" in sni_watcher.labels(), 10.0,
-               "the menu to show the pause")
+    shown = f"Alerts paused until {hhmm(until.timestamp())}"
+    wait_until(lambda: shown in sni_watcher.labels(), 10.0, "the menu to show the pause")
 
     # Paused: the 80 % crossing is held back.
     rig.codex_usage(85.0, resets)
