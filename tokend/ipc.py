@@ -84,7 +84,7 @@ def request(
                 _, pending = _read_line(sock, b"")
             except TimeoutError:
                 _unresponsive[key] = DaemonNotResponding(
-                    f"the tokend daemon did not answer within {alive_within:g} s",
+                    f"the daemon did not answer within {alive_within:g} s",
                     hint="it may be stopped or hung: 'tokend restart'",
                 )
                 raise _unresponsive[key] from None
