@@ -69,7 +69,7 @@ def test_migration_drops_instants_no_log_could_hold(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "s.db")
     db.execute("UPDATE events SET ts = 253402300799000 WHERE dedup_key = 'bad'")
     db.execute("UPDATE limits SET resets_at = -62135596800000")
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    db.execute("PRAGMA user_version=2")  # a store from before that migration (the third)
     db.commit()
     db.close()
     with Store(tmp_path / "s.db") as store:
@@ -254,3 +254,32 @@ def test_a_bulk_load_cut_short_keeps_only_committed_groups(tmp_path: Path) -> No
         assert outputs(store) == [1]
         assert [r.path for r in store.file_rows()] == ["/logs/a.jsonl"]
         assert store.get_kv("bulk_load") is None  # indexes rebuilt on the way out
+
+
+def test_unpriced_models_are_found_without_reading_every_event(tmp_path: Path) -> None:
+    """``tokend scan`` names them after every scan, however small: on a long history a
+    full read of the events table was most of a rescan (a partial index, schema 4)."""
+    with Store(tmp_path / "s.db") as store:
+        store.commit_batch(
+            path="/logs/a.jsonl", agent="claude", root="claude:/logs", dev=1, ino=2,
+            offset=10, size=10, mtime_ns=0, state=None, malformed=0,
+            events=[event("a", 5), event("b", 7), event("c", 9)], observations=[],
+            cost_fn=lambda e: None if e.dedup_key == "b" else 0.5, now_ms=0,
+        )
+        db = store.db
+        db.execute("UPDATE events SET model = 'gpt-9' WHERE dedup_key = 'b'")
+        assert store.unpriced_models() == ["gpt-9"]
+        plan = " ".join(str(row) for row in db.execute(
+            "EXPLAIN QUERY PLAN SELECT DISTINCT model FROM events WHERE cost IS NULL"))
+        assert "events_unpriced" in plan, plan
+        store.reprice(lambda e: 1.0, "all priced")
+        assert store.unpriced_models() == []
+    # A store from before the index gains it when this version opens it.
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute("DROP INDEX events_unpriced")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    db.commit()
+    db.close()
+    with Store(tmp_path / "s.db") as store:
+        names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
+        assert "events_unpriced" in names and store.schema_version == SCHEMA_VERSION
