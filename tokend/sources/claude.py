@@ -57,18 +57,17 @@ _TOTAL_CAP = (1 << 61) - 1
 _UTC = timezone.utc
 _fromisoformat = datetime.fromisoformat
 
-def rank_of(*, sidechain: bool, total: int, has_speed: bool) -> int:
+
+def rank_of(sidechain: bool, total: int, has_speed: bool) -> int:
     """ccusage's winner rule between copies of one response, as one integer.
 
     Non-sidechain beats sidechain, then the larger token total (the last streamed copy
     holds the final ``output_tokens``), then a copy that states ``speed``. The store
-    keeps the larger rank, so comparing integers is the whole rule.
+    keeps the larger rank, so comparing integers is the whole rule. (Called with
+    positional arguments once per usage line: a keyword call costs more.)
     """
-    return (
-        (0 if sidechain else _SIDECHAIN_BIT)
-        | (min(max(total, 0), _TOTAL_CAP) << 1)
-        | (1 if has_speed else 0)
-    )
+    capped = total if 0 <= total <= _TOTAL_CAP else (_TOTAL_CAP if total > 0 else 0)
+    return (0 if sidechain else _SIDECHAIN_BIT) | (capped << 1) | (1 if has_speed else 0)
 
 
 class ClaudeParser:
@@ -291,12 +290,10 @@ class ClaudeParser:
             write_1h = 0
         speed_field = get("speed")
         sidechain = obj.get("isSidechain") is True
-        # rank_of(), spelled out (a call with keywords, once per usage line).
-        total = input_tokens + output_tokens + cache_read + write_5m + write_1h
-        rank = (
-            (0 if sidechain else _SIDECHAIN_BIT)
-            | ((total if total <= _TOTAL_CAP else _TOTAL_CAP) << 1)
-            | (speed_field is not None)
+        rank = rank_of(
+            sidechain,
+            input_tokens + output_tokens + cache_read + write_5m + write_1h,
+            speed_field is not None,
         )
         message_id = message.get("id")
         request_id = obj.get("requestId")

@@ -98,6 +98,7 @@ from tokend.models import (
 )
 from tokend.sources.base import OnError, Root, walk_names
 from tokend.sources.codex_limits import parse_rate_limits
+from tokend.sources.compressed import SUFFIX
 from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object, number_of, text_of
 
 __all__ = [
@@ -121,7 +122,7 @@ TURN_SLACK_MS = 1_000
 """A child's own first turn may be stamped slightly before its ``session_meta`` line
 (lazily materialised rollouts); a parent turn cannot both start and spawn within it."""
 
-COMPRESSED = ".jsonl.zst"
+COMPRESSED = ".jsonl" + SUFFIX
 """How Codex stores a rollout untouched for a week when its opt-in
 ``local_thread_store_compression`` feature is on (zstd; reference/log-formats.md B.1)."""
 
@@ -513,7 +514,7 @@ def _is_shadowed(name: str) -> bool:
     """A compressed rollout whose plain copy is beside it: the plain one is read (the
     same lines and keys; Codex is between compressing and removing, or it
     decompressed the file to append to it)."""
-    return name.endswith(COMPRESSED) and Path(name[: -len(".zst")]).exists()
+    return name.endswith(COMPRESSED) and Path(name.removesuffix(SUFFIX)).exists()
 
 
 def _expand(text: str, home: Path) -> Path:
@@ -534,7 +535,7 @@ def _account(path: Path, home: Path) -> str:
 def _session_from_name(name: str) -> str:
     """The thread id at the end of ``rollout-<local time>-<uuid>.jsonl``, until
     ``session_meta`` says it (reverted threads add ``_<rollout id>`` after it)."""
-    stem = name.removesuffix(".zst").removesuffix(".jsonl").split("_", 1)[0]
+    stem = name.removesuffix(SUFFIX).removesuffix(".jsonl").split("_", 1)[0]
     tail = stem[-36:]
     if len(tail) == 36 and tail.count("-") == 4:
         return tail
