@@ -48,7 +48,7 @@ _SCAN_IN_CHILD = (
 )
 """``tokend scan`` for :meth:`DaemonWorker._first_load`, with no signal blocked: a child
 inherits the daemon's mask (its signal thread waits for SIGTERM with it blocked), and
-parse workers that ignore SIGTERM would hang the scan's pool on the way out."""
+parse workers that ignore SIGTERM would hang the scan on its way out."""
 
 HOT_SECONDS = 900.0
 """A file read within this long is looked at again on every sync (see :meth:`_sync_hot`)."""

@@ -47,7 +47,9 @@ class UsageEvent:
     ``dedup_key`` is global per agent; when two events share it the store keeps the
     one with the larger ``rank`` (ties: the later write). ``shadow_key`` groups a
     primary copy with sidechain replays of it (Claude ``/btw``): a replay never
-    counts beside its primary.
+    counts beside its primary. The dedup key of an event with a ``shadow_key`` is
+    ``"<agent>:<shadow_key>"``, alone or followed by ``":"`` and more: the store finds
+    the primaries of a message by that prefix (:data:`tokend.store_schema.UPSERT_REPLAY`).
     """
 
     agent: Agent

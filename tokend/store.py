@@ -382,7 +382,8 @@ class Store(StoreQueries):
         for r in rows:
             shadow = r[_SHADOW]  # 0 for none (event_rows)
             if shadow and r[_SIDECHAIN]:
-                sidechains.append((*r, file_id, shadow, r[0]))
+                prefix = f"{r[_AGENT]}:{shadow}"  # where its primaries' keys sit
+                sidechains.append((*r, file_id, prefix, f"{prefix};", shadow, r[0]))
             else:
                 primaries.append((*r, file_id))
                 if shadow:
@@ -596,5 +597,6 @@ def limit_rows(observations: Iterable[LimitObservation], root: str) -> list[Inse
 
 
 _SHADOW = 1
+_AGENT = 3
 _SIDECHAIN = 16
-"""Positions of ``shadow_key`` and ``sidechain`` in an :data:`InsertRow`."""
+"""Positions of ``shadow_key``, ``agent`` and ``sidechain`` in an :data:`InsertRow`."""

@@ -119,6 +119,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS events_unpriced ON events(model) WHERE cost IS NULL
     """,
+    # The replay rule looks primaries up by their dedup key (PRIMARY_OF), so only the
+    # sidechain copies need an index by message: a few percent of the rows, where the
+    # index of every row's message id took a quarter of a first scan's closing work.
+    """
+    DROP INDEX IF EXISTS events_shadow;
+    CREATE INDEX IF NOT EXISTS events_replays ON events(shadow_key)
+        WHERE sidechain = 1 AND shadow_key IS NOT NULL
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -127,7 +135,7 @@ TOTAL_SQL = "input + output + cache_read + cache_write_5m + cache_write_1h"
 SECONDARY_INDEXES = {
     "events_agent_ts": "events(agent, ts)",
     "events_ts": "events(ts)",
-    "events_shadow": "events(shadow_key) WHERE shadow_key IS NOT NULL",
+    "events_replays": "events(shadow_key) WHERE sidechain = 1 AND shadow_key IS NOT NULL",
     "events_session": "events(session_id)",
     "limits_agent_obs": "limits(agent, observed_at)",
 }
@@ -136,11 +144,27 @@ SECONDARY_INDEXES = {
 once is several times cheaper than inserting them one by one into five B-trees (Codex
 writes two limit observations with every response)."""
 
-SHADOWED_REPLAYS = """
-DELETE FROM events WHERE sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS (
-    SELECT 1 FROM events AS p
-    WHERE p.shadow_key = events.shadow_key AND p.sidechain = 0 AND p.dedup_key != events.dedup_key
-)
+_PRIMARY_OF = """
+SELECT 1 FROM events AS p
+WHERE p.dedup_key >= {lo} AND p.dedup_key < {hi}
+    AND p.shadow_key = {shadow} AND p.sidechain = 0 AND p.dedup_key != {key}
+"""
+"""Whether a primary copy of message ``shadow`` is stored, other than ``key``.
+
+A primary is found through the dedup key index, not an index by message: an event
+with a ``shadow_key`` has a dedup key that starts with ``"<agent>:<shadow_key>"``,
+then ``":"`` or nothing (:class:`tokend.models.UsageEvent`), so its primaries sit in
+the key range from ``lo``, that prefix, up to ``hi``, the prefix followed by ``";"``
+(the character after ``":"``). The range may also hold a longer message id; the
+``shadow_key`` test leaves those out."""
+
+_REPLAY_PREFIX = "events.agent || ':' || events.shadow_key"
+
+SHADOWED_REPLAYS = f"""
+DELETE FROM events WHERE sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS ({
+    _PRIMARY_OF.format(lo=_REPLAY_PREFIX, hi=f"{_REPLAY_PREFIX} || ';'",
+                       shadow="events.shadow_key", key="events.dedup_key")
+})
 """
 """The replay rule applied set-wise: a sidechain copy never stays beside a primary
 of the same message (what the per-batch DELETE and ``UPSERT_REPLAY`` keep true)."""
@@ -196,16 +220,17 @@ WHERE excluded.rank >= events.rank
 
 UPSERT_REPLAY = UPSERT_EVENT.replace(
     f"VALUES ({_EVENT_VALUES})",
-    f"SELECT {_EVENT_VALUES} WHERE NOT EXISTS (SELECT 1 FROM events "
-    "WHERE shadow_key = ? AND sidechain = 0 AND dedup_key != ?)",
+    f"SELECT {_EVENT_VALUES} WHERE NOT EXISTS "
+    f"({_PRIMARY_OF.format(lo='?', hi='?', shadow='?', key='?')})",
 )
-"""The upsert of a sidechain copy, skipped while a primary of its message is stored."""
+"""The upsert of a sidechain copy, skipped while a primary of its message is stored
+(its row, then ``lo``, ``hi``, message id and dedup key for :data:`_PRIMARY_OF`)."""
 
-DROP_SHADOWED_REPLAY = """
-DELETE FROM events WHERE dedup_key = ? AND sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS (
-    SELECT 1 FROM events AS p
-    WHERE p.shadow_key = events.shadow_key AND p.sidechain = 0 AND p.dedup_key != events.dedup_key
-)
+DROP_SHADOWED_REPLAY = f"""
+DELETE FROM events WHERE dedup_key = ? AND sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS ({
+    _PRIMARY_OF.format(lo=_REPLAY_PREFIX, hi=f"{_REPLAY_PREFIX} || ';'",
+                       shadow="events.shadow_key", key="events.dedup_key")
+})
 """
 """``SHADOWED_REPLAYS`` for one dedup key: when a bulk load knows which rows may be
 sidechain copies, looking up those few is cheaper than reading the whole table."""

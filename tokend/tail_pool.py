@@ -3,8 +3,9 @@
 A first scan of a long history is CPU-bound in two places: decoding and judging
 every usage line (Python, one core) and writing rows into SQLite. With workers the
 first is spread over the other cores and overlaps the second. Workers never touch
-the store: each gets a list of files with the offset and parser state the store
-holds for them, runs the same :func:`tokend.tail.read_batches` as a sequential
+the store: the parent plans the tasks (files, with the offset and parser state the
+store holds for each) before it forks, so a worker inherits them and is sent only a
+task's number. It runs the same :func:`tokend.tail.read_batches` as a sequential
 scan, prices the events (:func:`tokend.store.event_rows`) and sends them and the
 limit observations (:func:`tokend.store.limit_rows`) back as plain tuples. The
 parent commits the results in the order the files were listed, batch by batch with
@@ -15,23 +16,28 @@ Memory stays bounded: at most :data:`IN_FLIGHT_PER_WORKER` tasks per worker, of 
 :data:`TASK_BYTES` of log each, are out at once. Files bigger than :data:`BIG_FILE` (which a worker
 would hold whole in one result) and whole-file formats stay in the parent.
 
-Only where ``fork`` exists (Linux): workers inherit the roots, sources and price
-table instead of re-importing and pickling them, and their start costs a few
+The workers are plain forked processes with a pipe each way (:class:`_Workers`), not
+a :class:`multiprocessing.pool.Pool`: the pool's worker-watching thread wakes up
+whenever a result waits unread in its pipe, so while the parent was busy writing it
+spun thousands of times per scan (4,658 rounds on the 408 MB bench corpus), taking
+the GIL from the writer each time, and two more threads moved tasks and results.
+
+Only where ``fork`` exists (Linux): workers inherit the roots, sources, price table
+and plan instead of re-importing and pickling them, and their start costs a few
 milliseconds. The daemon, which runs threads, never uses this path.
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
+import pickle
 import signal
+import struct
 import sys
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -53,6 +59,11 @@ TASK_FILES = 256
 BIG_FILE = 64 << 20
 IN_FLIGHT_PER_WORKER = 4
 
+PIPE_BYTES = 1 << 20
+"""Asked-for capacity of each result pipe (Linux caps it at ``pipe-max-size``, 1 MB by
+default): a result of a few hundred kB then crosses in a few reads, not dozens of
+64 kB ones each waiting for the worker to be scheduled again."""
+
 
 class _Stat(NamedTuple):
     st_dev: int
@@ -71,26 +82,13 @@ class _FileOutcome:
 
 # Set in the parent just before forking, read by the workers (never pickled).
 _JOBS: list[tuple[Source, Root, Path]] = []
+_PLAN: list[_Task | int] = []
 _COST_FN: CostFn | None = None
-
-
-def _worker_start() -> None:
-    """Set a worker up: SIGTERM unblocked, the cycle collector rarely run.
-
-    A worker must die of the pool's SIGTERM even when the scan runs with SIGTERM
-    blocked (a child of the daemon inherits its mask): the pool's ``terminate()``, on
-    every way out of :func:`read_in_parallel`, would otherwise wait for it forever.
-    Parsing builds and drops hundreds of thousands of containers, none in a cycle,
-    and each few hundred of them woke the collector (2 % of a worker's instructions);
-    it still runs now and then, so memory stays bounded should a cycle appear.
-    """
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    gc.set_threshold(100_000, 50, 100)
 
 
 def available_workers(limit: int = 4) -> int:
     """CPUs this process may run on, at most ``limit``; 1 where fork is missing."""
-    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+    if sys.platform != "linux" or not hasattr(os, "fork"):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -117,15 +115,18 @@ def read_in_parallel(
     workers = available_workers(workers)
     if workers < 2:
         return False
-    global _JOBS, _COST_FN
-    _JOBS, _COST_FN = changed, tailer.cost_fn
-    try:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start)
-    except OSError:
-        _JOBS, _COST_FN = [], None
-        return False
+    global _JOBS, _PLAN, _COST_FN
     store = tailer.store
-    plan = _plan(changed, todo, store.file_row)
+    # One query for the paths the store knows; a path it does not know has no row
+    # to look up (on a first scan, none: 2,849 queries saved on the bench corpus).
+    known = store.file_marks()
+    plan = _plan(changed, todo, lambda path: store.file_row(path) if path in known else None)
+    _JOBS, _PLAN, _COST_FN = changed, plan, tailer.cost_fn
+    try:
+        pool = _Workers(workers)
+    except OSError:
+        _JOBS, _PLAN, _COST_FN = [], [], None
+        return False
     total, done, unflushed = sum(todo), 0, 0
 
     def account(index: int, result: FileResult) -> None:
@@ -143,17 +144,16 @@ def read_in_parallel(
         with _no_cycle_collection():
             # Tasks go out ahead (at most `limit` at once) and are committed strictly in
             # plan order; a file the parent reads itself is read when its turn comes.
-            submitted: deque[AsyncResult[list[_FileOutcome]]] = deque()
-            ahead = (item for item in plan if isinstance(item, _Task))
+            ahead = (number for number, item in enumerate(plan) if isinstance(item, _Task))
             limit = workers * IN_FLIGHT_PER_WORKER
-            for item in plan:
-                while len(submitted) < limit and (task := next(ahead, None)) is not None:
-                    submitted.append(pool.apply_async(_parse_files, (task,)))
+            for number, item in enumerate(plan):
+                while pool.in_flight < limit and (task := next(ahead, None)) is not None:
+                    pool.submit(task)
                 if isinstance(item, int):
                     source, root, path = changed[item]
                     account(item, tailer.ingest(source, root, path))
                     continue
-                for outcome in submitted.popleft().get():
+                for outcome in pool.result(number):
                     source, root, path = changed[outcome.index]
                     result = FileResult(path, error=outcome.error)
                     for batch in outcome.batches:
@@ -162,12 +162,168 @@ def read_in_parallel(
                         result.malformed += batch.new_malformed
                         tailer.commit(source, root, path, outcome.stat, batch, result)
                     account(outcome.index, result)
-        pool.close()
     finally:
-        pool.terminate()
-        pool.join()
-        _JOBS, _COST_FN = [], None
+        pool.close()
+        _JOBS, _PLAN, _COST_FN = [], [], None
     return True
+
+
+class WorkerFailed(RuntimeError):
+    """A parse worker raised (a bug: unreadable files are reported, not raised) or died."""
+
+
+class _Workers:
+    """Forked parse workers, each with a task pipe and a result pipe.
+
+    A task is its number in :data:`_PLAN` (4 bytes); a result is a length-prefixed
+    pickle of the task's :class:`_FileOutcome` list, or of the exception that stopped
+    it. Each worker gets the next task when it has the fewest out, and answers in the
+    order it was asked, so the parent knows whose pipe holds the task it waits for.
+    A worker reads its tasks until the parent closes their pipe (or dies): it exits
+    then, and no worker is left behind whatever happens to the parent.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.pids: list[int] = []
+        self._tasks: list[int] = []
+        """Per worker: the write end of its task pipe."""
+        self._results: list[int] = []
+        """Per worker: the read end of its result pipe."""
+        self._out: list[list[int]] = []
+        """Per worker: the task numbers it holds, oldest first."""
+        self._owner: dict[int, int] = {}
+        self.in_flight = 0
+        try:
+            for _ in range(count):
+                self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        with suppress(AttributeError, OSError):
+            import fcntl
+
+            fcntl.fcntl(result_write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                # Only this worker's own ends stay open here: a pipe of another worker
+                # held open by this one would hide the parent's exit from that worker.
+                for fd in (*self._tasks, *self._results, task_write, result_read):
+                    os.close(fd)
+                _worker_start()
+                _serve(task_read, result_write)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(task_read)
+        os.close(result_write)
+        self.pids.append(pid)
+        self._tasks.append(task_write)
+        self._results.append(result_read)
+        self._out.append([])
+
+    def submit(self, number: int) -> None:
+        """Send task ``number`` to the worker with the fewest tasks out."""
+        worker = min(range(len(self.pids)), key=lambda w: len(self._out[w]))
+        os.write(self._tasks[worker], struct.pack("<i", number))
+        self._out[worker].append(number)
+        self._owner[number] = worker
+        self.in_flight += 1
+
+    def result(self, number: int) -> list[_FileOutcome]:
+        """Wait for task ``number`` (every earlier task of its worker is in already)."""
+        worker = self._owner.pop(number)
+        assert self._out[worker][0] == number
+        self._out[worker].pop(0)
+        self.in_flight -= 1
+        fd = self._results[worker]
+        try:
+            (size,) = struct.unpack("<q", _read_exactly(fd, 8))
+            answer = pickle.loads(_read_exactly(fd, size))
+        except EOFError:
+            raise WorkerFailed(f"parse worker {self.pids[worker]} died") from None
+        if isinstance(answer, BaseException):
+            raise WorkerFailed(f"parse worker failed: {answer!r}") from answer
+        outcomes: list[_FileOutcome] = answer
+        return outcomes
+
+    def close(self) -> None:
+        """Stop every worker and reap it (closing the task pipes alone would let one
+        finish the file it is on first; a scan cut short should not wait for that)."""
+        for fd in (*self._tasks, *self._results):
+            with suppress(OSError):
+                os.close(fd)
+        self._tasks, self._results = [], []
+        for pid in self.pids:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in self.pids:
+            with suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.pids = []
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    """``size`` bytes from ``fd``; raises ``EOFError`` if the writer is gone first."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        count = os.readv(fd, [view[got:]])
+        if count == 0:
+            raise EOFError
+        got += count
+    return buffer
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _serve(tasks: int, results: int) -> None:
+    """A worker's loop: read a task number, parse, send the outcome; until EOF."""
+    while True:
+        try:
+            (number,) = struct.unpack("<i", _read_exactly(tasks, 4))
+        except EOFError:
+            return
+        task = _PLAN[number]
+        assert isinstance(task, _Task)
+        try:
+            answer: object = _parse_files(task)
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # sent to the parent, which raises it
+            try:
+                data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # an exception that does not pickle
+                data = pickle.dumps(WorkerFailed(repr(exc)))
+        _write_all(results, struct.pack("<q", len(data)) + data)
+
+
+def _worker_start() -> None:
+    """Set a worker up: SIGTERM unblocked and fatal, ^C left to the parent, the
+    cycle collector rarely run.
+
+    A worker must die of the parent's SIGTERM even when the scan runs with SIGTERM
+    blocked (a child of the daemon inherits its mask): :meth:`_Workers.close`, on
+    every way out of :func:`read_in_parallel`, would otherwise wait for it forever.
+    A ^C reaches the whole process group; the parent stops the workers itself, so
+    they print no traceback of their own.
+    Parsing builds and drops hundreds of thousands of containers, none in a cycle,
+    and each few hundred of them woke the collector (2 % of a worker's instructions);
+    it still runs now and then, so memory stays bounded should a cycle appear.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    gc.set_threshold(100_000, 50, 100)
 
 
 @contextmanager

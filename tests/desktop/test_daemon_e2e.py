@@ -67,7 +67,8 @@ def _assert_threshold(n: Notification, threshold: int, now_percent: int, resets_
     # the daemon's zone (UTC here), then the pace. An official figure: no "Estimate".
     assert re.fullmatch(
         rf"Now {now_percent} %\. Resets {hhmm(resets_at)} \(in (\d+ min|\d h( \d+ m)?)\)\."
-        r"( At this pace (it runs out at \d\d:\d\d|it lasts until the reset)\.)?",
+        r"( At this pace (it runs out at (Mon |Tue |Wed |Thu |Fri |Sat |Sun )?\d\d:\d\d"
+        r"|it lasts until the reset)\.)?",
         n.body,
     ), n.body
     assert n.urgency == urgency, (n.summary, n.urgency)

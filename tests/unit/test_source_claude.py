@@ -741,3 +741,40 @@ def test_parse_whole_matches_the_tailer(projects: Path) -> None:
     data = (projects / BTW).read_bytes()
     records = SOURCE.parse_whole(projects / BTW, data)
     assert sorted(e.output_tokens for e in _events(records)) == [95, 187]
+
+
+def test_replay_rule_finds_primaries_by_their_key_prefix(store: Store, projects: Path) -> None:
+    """The store finds a message's primary copies by dedup key, ``claude:<message id>``
+    alone or followed by ``:<request id>`` (schema 5). So every key the parser makes
+    must start that way, a primary keyed on its message id alone must still hide a
+    replay, and a longer message id with the same start must not."""
+    _scan(store, projects)
+    keyed = store.db.execute(
+        "SELECT agent, dedup_key, shadow_key FROM events WHERE shadow_key IS NOT NULL"
+    ).fetchall()
+    assert keyed, "the fixture has message ids"
+    for agent, key, shadow in keyed:
+        assert key == f"{agent}:{shadow}" or key.startswith(f"{agent}:{shadow}:"), key
+
+    def put(line: bytes, name: str) -> None:
+        store.commit_batch(
+            path=f"/logs/{name}.jsonl", agent="claude", root="r", dev=1, ino=1, offset=1,
+            size=1, mtime_ns=0, state=None, malformed=0,
+            events=_events(_parser(path=f"/logs/{name}.jsonl").feed(line)), observations=[],
+            cost_fn=lambda e: 0.0, now_ms=0,
+        )
+
+    def stored() -> list[tuple[str, int]]:
+        rows = store.db.execute(
+            "SELECT dedup_key, sidechain FROM events WHERE dedup_key LIKE 'claude:msg_p%' "
+            "ORDER BY dedup_key"
+        )
+        return [(key, side) for key, side in rows]
+
+    put(_assistant(mid="msg_p10", req="req_9", out=12), "a")
+    put(_assistant(mid="msg_p1", req="req_2", out=13, sidechain=True), "b")
+    assert stored() == [("claude:msg_p10:req_9", 0), ("claude:msg_p1:req_2", 1)]
+    put(_assistant(mid="msg_p1", req=None, out=11), "c")  # its primary, without requestId
+    assert stored() == [("claude:msg_p1", 0), ("claude:msg_p10:req_9", 0)]
+    put(_assistant(mid="msg_p1", req="req_3", out=14, sidechain=True), "d")
+    assert stored() == [("claude:msg_p1", 0), ("claude:msg_p10:req_9", 0)]

@@ -15,6 +15,7 @@ import pytest
 from tokend.errors import StoreError
 from tokend.models import LimitObservation, UsageEvent
 from tokend.store import PAGE_SIZE, SCHEMA_VERSION, Store
+from tokend.store_schema import DROP_SHADOWED_REPLAY, UPSERT_REPLAY
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -136,23 +137,23 @@ def test_equal_rank_later_write_wins(tmp_path: Path) -> None:
 
 def test_sidechain_replay_does_not_count_beside_its_primary(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
-        commit(store, event("m1:r1", 50, shadow="m1"), event("m1:r2", 50, sidechain=True,
-                                                            shadow="m1"))
+        commit(store, event("claude:m1:r1", 50, shadow="m1"),
+               event("claude:m1:r2", 50, sidechain=True, shadow="m1"))
         assert outputs(store) == [50]
 
 
 def test_primary_arriving_after_its_replay_replaces_it(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
-        commit(store, event("m1:r2", 60, sidechain=True, shadow="m1"))
-        commit(store, event("m1:r1", 50, shadow="m1"))
+        commit(store, event("claude:m1:r2", 60, sidechain=True, shadow="m1"))
+        commit(store, event("claude:m1:r1", 50, shadow="m1"))
         rows = list(store.events())
         assert [(r.output, r.sidechain) for r in rows] == [(50, False)]
 
 
 def test_distinct_sidechain_answers_still_count(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db") as store:
-        commit(store, event("m1:r1", 50, shadow="m1"), event("m2:r9", 70, sidechain=True,
-                                                            shadow="m2"))
+        commit(store, event("claude:m1:r1", 50, shadow="m1"),
+               event("claude:m2:r9", 70, sidechain=True, shadow="m2"))
         assert sorted(outputs(store)) == [50, 70]
 
 
@@ -215,10 +216,10 @@ def test_a_bulk_load_stores_what_plain_batches_store(tmp_path: Path) -> None:
                            window_minutes=300, used_percent=33.0, resets_at=T0)
 
     def load(store: Store) -> None:
-        _batch(store, "/logs/a.jsonl", event("m1:r2", 60, sidechain=True, shadow="m1"))
-        _batch(store, "/logs/b.jsonl", event("m1:r1", 50, shadow="m1"), obs=(obs,))
+        _batch(store, "/logs/a.jsonl", event("claude:m1:r2", 60, sidechain=True, shadow="m1"))
+        _batch(store, "/logs/b.jsonl", event("claude:m1:r1", 50, shadow="m1"), obs=(obs,))
         store.flush_group()
-        _batch(store, "/logs/c.jsonl", event("k", 8), event("m2:r9", 70, sidechain=True,
+        _batch(store, "/logs/c.jsonl", event("k", 8), event("claude:m2:r9", 70, sidechain=True,
                                                            shadow="m2"))
         _batch(store, "/logs/a.jsonl", event("k", 164), offset=30)
         row = store.file_row("/logs/a.jsonl")
@@ -235,9 +236,9 @@ def test_a_bulk_load_stores_what_plain_batches_store(tmp_path: Path) -> None:
     bulk, plain = (_everything(stores[b]) for b in (True, False))
     assert [row[1:] for row in bulk[0]] == [row[1:] for row in plain[0]]
     assert bulk[1:] == plain[1:]
-    # Ids in order of first write, as SQLite gives them: the replay "m1:r2" had 1.
+    # Ids in order of first write, as SQLite gives them: the replay "claude:m1:r2" had 1.
     ids = stores[True].db.execute("SELECT dedup_key, id, file_id FROM events ORDER BY id")
-    assert ids.fetchall() == [("m1:r1", 2, 3), ("k", 3, 2), ("m2:r9", 4, 4)]
+    assert ids.fetchall() == [("claude:m1:r1", 2, 3), ("k", 3, 2), ("claude:m2:r9", 4, 4)]
 
 
 def test_a_bulk_load_cut_short_keeps_only_committed_groups(tmp_path: Path) -> None:
@@ -277,9 +278,41 @@ def test_unpriced_models_are_found_without_reading_every_event(tmp_path: Path) -
     # A store from before the index gains it when this version opens it.
     db = sqlite3.connect(tmp_path / "s.db")
     db.execute("DROP INDEX events_unpriced")
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    db.execute("PRAGMA user_version=3")  # schema 4 added it
     db.commit()
     db.close()
     with Store(tmp_path / "s.db") as store:
         names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
         assert "events_unpriced" in names and store.schema_version == SCHEMA_VERSION
+
+
+def test_replays_and_primaries_are_found_through_indexes(tmp_path: Path) -> None:
+    """The replay rule's lookups stay indexed (schema 5): sidechain copies of a
+    message through the small ``events_replays`` index, its primaries through the
+    dedup key index (every row's message id had an index of its own before). A store
+    from before gains the new index and loses the old one when it is opened."""
+    with Store(tmp_path / "s.db") as store:
+        db = store.db
+
+        def plan(sql: str, params: tuple[object, ...]) -> str:
+            return " ".join(str(row) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+        replays = plan(
+            "DELETE FROM events WHERE shadow_key = ? AND sidechain = 1 AND dedup_key != ?",
+            ("m", "k"),
+        )
+        assert "events_replays" in replays, replays
+        primaries = plan(UPSERT_REPLAY, (None,) * 24)
+        assert "sqlite_autoindex_events_1 (dedup_key>? AND dedup_key<?)" in primaries, primaries
+        assert "SCAN" not in primaries.replace("SCAN CONSTANT ROW", ""), primaries
+        dropped = plan(DROP_SHADOWED_REPLAY, ("k",))
+        assert "SCAN" not in dropped, dropped
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute("DROP INDEX events_replays")
+    db.execute("CREATE INDEX events_shadow ON events(shadow_key) WHERE shadow_key IS NOT NULL")
+    db.execute("PRAGMA user_version=4")
+    db.commit()
+    db.close()
+    with Store(tmp_path / "s.db") as store:
+        names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
+        assert "events_replays" in names and "events_shadow" not in names

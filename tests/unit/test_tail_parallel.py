@@ -9,10 +9,13 @@ size thresholds are lowered so a small tree takes the big-scan paths.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,7 +163,7 @@ def test_bulk_load_cut_short_is_finished_by_the_next_open(
     store.db.close()
     events, files, _limits, indexes, kv = _dump(path)
     assert events and files and ("bulk_load",) in kv
-    assert ("events_shadow",) not in indexes  # dropped for the load, not yet rebuilt
+    assert ("events_replays",) not in indexes  # dropped for the load, not yet rebuilt
     monkeypatch.undo()
     _scan(path, roots, workers=1)  # opening the store finishes the load first
     assert _dump(path) == _dump(expected)
@@ -199,28 +202,93 @@ def test_parallel_bulk_load_cut_while_rows_wait_loses_and_doubles_nothing(
     store.db.close()
     events, files, _limits, indexes, kv = _dump(path)
     assert events and 0 < len(files) <= 3 and ("bulk_load",) not in kv
-    assert ("events_shadow",) in indexes
+    assert ("events_replays",) in indexes
     assert {f for (*_, f) in events} <= {f[0] for f in files}  # no row without its offset
     monkeypatch.undo()
     _scan(path, roots, workers=2)
     assert _dump(path) == _dump(expected)
 
 
+def _signal_masks(pid: int) -> tuple[int, int]:
+    """A process's blocked and ignored signals, from ``/proc`` (bit n-1 is signal n)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["SigBlk"], 16), int(fields["SigIgn"], 16)
+
+
 def test_parse_workers_take_sigterm_even_when_the_scan_blocks_it() -> None:
     """A child of the daemon starts with the daemon's signal mask (SIGTERM blocked).
-    Its parse workers must still die of the pool's SIGTERM: the pool's terminate(),
-    on every way out of a parallel scan, waits for them (a hang seen for real)."""
+    Its parse workers must still die of the SIGTERM that ends every parallel scan
+    (a hang seen for real), and leave a ^C to the scan."""
     script = (
-        "import multiprocessing, signal\n"
+        "import signal, sys\n"
         "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
         "from tokend import tail_pool\n"
-        "def blocked():\n"
-        "    return signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ())\n"
-        "ctx = multiprocessing.get_context('fork')\n"
-        "with ctx.Pool(1) as plain, ctx.Pool(1, initializer=tail_pool._worker_start) as ours:\n"
-        "    print(plain.apply(blocked), ours.apply(blocked))\n"
+        "workers = tail_pool._Workers(2)\n"
+        "print(*workers.pids, flush=True)\n"
+        "sys.stdin.readline()\n"
+        "workers.close()\n"
+        "print('closed', flush=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False"]  # inherited, then cleared by ours
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        term, interrupt = 1 << (15 - 1), 1 << (2 - 1)
+        assert _signal_masks(proc.pid)[0] & term  # the scan blocks it...
+        for pid in pids:
+            deadline = time.monotonic() + 10  # a worker sets itself up once forked
+            while (masks := _signal_masks(pid))[0] & term and time.monotonic() < deadline:
+                time.sleep(0.01)
+            blocked, ignored = masks
+            assert not blocked & term  # ...its workers do not
+            assert ignored & interrupt
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "closed"
+        assert proc.wait(timeout=30) == 0
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists()  # reaped, not left as zombies
+    finally:
+        proc.kill()
+
+
+def test_a_failing_worker_fails_the_scan_and_leaves_no_process(
+    tmp_path: Path, roots: list[tuple[Source, Root]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a worker (it raises) is raised in the scan, naming it; a worker that
+    dies (killed) fails the scan instead of leaving it waiting forever. Either way
+    no worker outlives the scan, and the store keeps whole batches only."""
+    if tail_pool.available_workers() < 2:
+        pytest.fail("this test needs two CPUs and fork; CI machines have both")
+    monkeypatch.setattr(tail, "BULK_MIN_BYTES", 0)
+    monkeypatch.setattr(tail, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tail_pool, "TASK_BYTES", 2000)
+    started: list[int] = []
+    real_init = tail_pool._Workers.__init__
+
+    def recording_init(self: tail_pool._Workers, count: int) -> None:
+        real_init(self, count)
+        started.extend(self.pids)
+
+    monkeypatch.setattr(tail_pool._Workers, "__init__", recording_init)
+
+    def broken(task: object) -> object:
+        raise ZeroDivisionError("a bug in the parser")
+
+    monkeypatch.setattr(tail_pool, "_parse_files", broken)
+    with pytest.raises(tail_pool.WorkerFailed, match="ZeroDivisionError"):
+        _scan(tmp_path / "raised.db", roots, workers=2)
+
+    def dying(task: object) -> object:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(tail_pool, "_parse_files", dying)
+    with pytest.raises(tail_pool.WorkerFailed, match="died"):
+        _scan(tmp_path / "killed.db", roots, workers=2)
+    assert len(started) == 4
+    for pid in started:
+        assert not Path(f"/proc/{pid}").exists()
