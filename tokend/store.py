@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,6 @@ from tokend.errors import StoreError
 from tokend.models import LimitObservation, UsageEvent, utc_from_ms, utc_ms
 from tokend.store_queries import CheckpointRow, EventRow, LimitRow, SessionRow, StoreQueries, Totals
 from tokend.store_schema import (
-    DROP_SHADOWED_REPLAY,
     INSERT_LIMIT,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -109,8 +108,7 @@ class _BulkLoad:
     batch: files by path (a file's last batch wins, as the upsert would make it),
     event and limit rows in order. File ids are given here as SQLite would give
     them, one more than the largest, so event rows carry theirs without a
-    ``RETURNING`` per batch. ``replays`` gathers the dedup keys of sidechain copies:
-    the only rows the replay rule can drop at the end.
+    ``RETURNING`` per batch.
     """
 
     file_ids: dict[str, int]
@@ -121,7 +119,6 @@ class _BulkLoad:
     as SQLite takes them, so they do not pile up (and wake the garbage collector)."""
     event_count: int = 0
     limits: list[tuple[object, ...]] = field(default_factory=list)
-    replays: set[str] = field(default_factory=set)
 
     def file_id(self, path: str) -> int:
         file_id = self.file_ids.get(path)
@@ -329,7 +326,6 @@ class Store(StoreQueries):
         bulk.files[path] = (file_id, *file)
         bulk.events.append((rows, (file_id,)))
         bulk.event_count += len(rows)
-        bulk.replays.update(str(r[0]) for r in rows if r[_SIDECHAIN] and r[_SHADOW])
         bulk.limits.extend(limits)
         if bulk.event_count >= _PENDING_ROWS:
             self._write_pending()
@@ -434,7 +430,7 @@ class Store(StoreQueries):
             self.db.execute("PRAGMA cache_size=-16384")
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
-        bulk = self._bulk = _BulkLoad(file_ids, max(file_ids.values(), default=0) + 1)
+        self._bulk = _BulkLoad(file_ids, max(file_ids.values(), default=0) + 1)
         try:
             yield True
             self._write_pending()
@@ -447,23 +443,20 @@ class Store(StoreQueries):
                 self._finish_bulk()
             raise
         self._bulk = None
-        self._finish_bulk(bulk.replays)
+        self._finish_bulk()
 
-    def _finish_bulk(self, replays: Collection[str] | None = None) -> None:
+    def _finish_bulk(self) -> None:
         """Rebuild the lookup indexes, apply the replay rule, clear the mark.
 
-        ``replays``: the dedup keys of every sidechain copy the load wrote, when
-        known; the rule then looks at these rows only instead of reading the whole
-        table (as it must when finishing a load cut short).
+        The replay rule runs set-wise, once, over the sidechain copies (through
+        ``events_replays``, built just before, a few percent of the rows): 10 ms on the
+        bench corpus, where a statement per sidechain key took 19 ms.
         """
         try:
             with self.db:
                 for name, target in SECONDARY_INDEXES.items():
                     self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
-                if replays is None:
-                    self.db.execute(SHADOWED_REPLAYS)
-                else:
-                    self.db.executemany(DROP_SHADOWED_REPLAY, [(key,) for key in replays])
+                self.db.execute(SHADOWED_REPLAYS)
                 self.db.execute("DELETE FROM kv WHERE key = ?", (_BULK_MARK,))
             self.db.execute("PRAGMA cache_size=-2000")
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -7,7 +7,6 @@ logic in another; nothing here runs, it is only text (and the schema version).
 from __future__ import annotations
 
 __all__ = [
-    "DROP_SHADOWED_REPLAY",
     "INSERT_LIMIT",
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -225,12 +224,3 @@ UPSERT_REPLAY = UPSERT_EVENT.replace(
 )
 """The upsert of a sidechain copy, skipped while a primary of its message is stored
 (its row, then ``lo``, ``hi``, message id and dedup key for :data:`_PRIMARY_OF`)."""
-
-DROP_SHADOWED_REPLAY = f"""
-DELETE FROM events WHERE dedup_key = ? AND sidechain = 1 AND shadow_key IS NOT NULL AND EXISTS ({
-    _PRIMARY_OF.format(lo=_REPLAY_PREFIX, hi=f"{_REPLAY_PREFIX} || ';'",
-                       shadow="events.shadow_key", key="events.dedup_key")
-})
-"""
-"""``SHADOWED_REPLAYS`` for one dedup key: when a bulk load knows which rows may be
-sidechain copies, looking up those few is cheaper than reading the whole table."""

@@ -15,7 +15,7 @@ import pytest
 from tokend.errors import StoreError
 from tokend.models import LimitObservation, UsageEvent
 from tokend.store import PAGE_SIZE, SCHEMA_VERSION, Store
-from tokend.store_schema import DROP_SHADOWED_REPLAY, UPSERT_REPLAY
+from tokend.store_schema import SHADOWED_REPLAYS, UPSERT_REPLAY
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -305,8 +305,8 @@ def test_replays_and_primaries_are_found_through_indexes(tmp_path: Path) -> None
         primaries = plan(UPSERT_REPLAY, (None,) * 24)
         assert "sqlite_autoindex_events_1 (dedup_key>? AND dedup_key<?)" in primaries, primaries
         assert "SCAN" not in primaries.replace("SCAN CONSTANT ROW", ""), primaries
-        dropped = plan(DROP_SHADOWED_REPLAY, ("k",))
-        assert "SCAN" not in dropped, dropped
+        dropped = plan(SHADOWED_REPLAYS, ())
+        assert "SCAN" not in dropped and "events_replays" in dropped, dropped
     db = sqlite3.connect(tmp_path / "s.db")
     db.execute("DROP INDEX events_replays")
     db.execute("CREATE INDEX events_shadow ON events(shadow_key) WHERE shadow_key IS NOT NULL")
