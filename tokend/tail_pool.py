@@ -230,7 +230,10 @@ class _Workers:
     def submit(self, number: int) -> None:
         """Send task ``number`` to the worker with the fewest tasks out."""
         worker = min(range(len(self.pids)), key=lambda w: len(self._out[w]))
-        os.write(self._tasks[worker], struct.pack("<i", number))
+        try:
+            os.write(self._tasks[worker], struct.pack("<i", number))
+        except BrokenPipeError:
+            raise WorkerFailed(f"parse worker {self.pids[worker]} died") from None
         self._out[worker].append(number)
         self._owner[number] = worker
         self.in_flight += 1

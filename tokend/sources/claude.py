@@ -153,13 +153,15 @@ class ClaudeParser:
         observations: list[LimitObservation] = []
         bad = 0
         find = data.find
+        rfind = data.rfind
         size = len(data)
         pos = 0
         while pos < size:
             end = find(b"\n", pos)
             if end < 0:
                 end = size
-            if find(b'"usage"', pos, end) < 0:
+            # From the end: an assistant line states its usage after the content.
+            if rfind(b'"usage"', pos, end) < 0:
                 if end > pos and data[pos] == 123 and data[end - 1] == 125 and self._cwd:
                     self._line += 1  # "{...}": shaped right, and nothing to learn from it
                 else:
