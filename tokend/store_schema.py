@@ -118,7 +118,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS events_unpriced ON events(model) WHERE cost IS NULL
     """,
-    # The replay rule looks primaries up by their dedup key (PRIMARY_OF), so only the
+    # The replay rule looks primaries up by their dedup key (_PRIMARY_OF), so only the
     # sidechain copies need an index by message: a few percent of the rows, where the
     # index of every row's message id took a quarter of a first scan's closing work.
     """

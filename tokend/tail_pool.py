@@ -61,8 +61,8 @@ IN_FLIGHT_PER_WORKER = 4
 
 PIPE_BYTES = 1 << 20
 """Asked-for capacity of each result pipe (Linux caps it at ``pipe-max-size``, 1 MB by
-default): a result of a few hundred kB then crosses in a few reads, not dozens of
-64 kB ones each waiting for the worker to be scheduled again."""
+default; 64 kB otherwise): room for a whole result of a few hundred kB, so a worker
+can hand it over and go on parsing while the parent is busy writing."""
 
 
 class _Stat(NamedTuple):
