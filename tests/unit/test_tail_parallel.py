@@ -163,7 +163,7 @@ def test_bulk_load_cut_short_is_finished_by_the_next_open(
     store.db.close()
     events, files, _limits, indexes, kv = _dump(path)
     assert events and files and ("bulk_load",) in kv
-    assert ("events_replays",) not in indexes  # dropped for the load, not yet rebuilt
+    assert ("events_session",) not in indexes  # dropped for the load, not yet rebuilt
     monkeypatch.undo()
     _scan(path, roots, workers=1)  # opening the store finishes the load first
     assert _dump(path) == _dump(expected)
@@ -202,7 +202,7 @@ def test_parallel_bulk_load_cut_while_rows_wait_loses_and_doubles_nothing(
     store.db.close()
     events, files, _limits, indexes, kv = _dump(path)
     assert events and 0 < len(files) <= 3 and ("bulk_load",) not in kv
-    assert ("events_replays",) in indexes
+    assert ("events_session",) in indexes
     assert {f for (*_, f) in events} <= {f[0] for f in files}  # no row without its offset
     monkeypatch.undo()
     _scan(path, roots, workers=2)
