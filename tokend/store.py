@@ -449,8 +449,8 @@ class Store(StoreQueries):
         """Rebuild the lookup indexes, apply the replay rule, clear the mark.
 
         The replay rule runs set-wise, once, over the sidechain copies (through
-        ``events_replays``, built just before, a few percent of the rows): 10 ms on the
-        bench corpus, where a statement per sidechain key took 19 ms.
+        ``events_replays``, kept through the load, a few percent of the rows): 7-10 ms
+        on the bench corpus, where a statement per sidechain key took 19 ms.
         """
         try:
             with self.db:

@@ -35,6 +35,7 @@ import pickle
 import signal
 import struct
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -189,10 +190,8 @@ class _Workers:
         """Per worker: the write end of its task pipe."""
         self._results: list[int] = []
         """Per worker: the read end of its result pipe."""
-        self._out: list[list[int]] = []
+        self._out: list[deque[int]] = []
         """Per worker: the task numbers it holds, oldest first."""
-        self._owner: dict[int, int] = {}
-        self.in_flight = 0
         try:
             for _ in range(count):
                 self._start()
@@ -225,7 +224,12 @@ class _Workers:
         self.pids.append(pid)
         self._tasks.append(task_write)
         self._results.append(result_read)
-        self._out.append([])
+        self._out.append(deque())
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks handed out and not yet collected."""
+        return sum(map(len, self._out))
 
     def submit(self, number: int) -> None:
         """Send task ``number`` to the worker with the fewest tasks out."""
@@ -235,15 +239,11 @@ class _Workers:
         except BrokenPipeError:
             raise WorkerFailed(f"parse worker {self.pids[worker]} died") from None
         self._out[worker].append(number)
-        self._owner[number] = worker
-        self.in_flight += 1
 
     def result(self, number: int) -> list[_FileOutcome]:
         """Wait for task ``number`` (every earlier task of its worker is in already)."""
-        worker = self._owner.pop(number)
-        assert self._out[worker][0] == number
-        self._out[worker].pop(0)
-        self.in_flight -= 1
+        worker = next(w for w, held in enumerate(self._out) if held and held[0] == number)
+        self._out[worker].popleft()
         fd = self._results[worker]
         try:
             (size,) = struct.unpack("<q", _read_exactly(fd, 8))
