@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokend.errors import MalformedLine
 from tokend.models import (
@@ -42,6 +42,11 @@ from tokend.models import (
 from tokend.sources.base import OnError, Root, walk_files, walk_names
 from tokend.sources.claude_limits import limit_observation
 from tokend.sources.jsonline import MAX_TOKENS, count_of, decode_object, text_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tokend.sources.claude_fast import Block, Line
 
 __all__ = [
     "SOURCE",
@@ -146,12 +151,18 @@ class ClaudeParser:
 
         The same records and line numbers as :meth:`feed` line by line (blank lines
         are not lines), with less work per line: lines are found with ``memchr``
-        (``bytes.split`` compares byte by byte), and a line that cannot be usage is
-        judged in place, neither copied out of ``data`` nor passed through a call.
+        (``bytes.split`` compares byte by byte), a line that cannot be usage is
+        judged in place, neither copied out of ``data`` nor passed through a call, and
+        a usage line of the common shape is decoded straight into the fields that
+        count (:mod:`tokend.sources.claude_fast`) instead of into dictionaries.
         """
         events: list[UsageEvent] = []
         observations: list[LimitObservation] = []
         bad = 0
+        fast_reading = _fast_reading() if b'"usage"' in data else None
+        if fast_reading is not None:
+            decode, unset = fast_reading
+            fast = self._fast_records
         find = data.find
         rfind = data.rfind
         size = len(data)
@@ -177,6 +188,15 @@ class ClaudeParser:
             line = data[pos:end]
             pos = end + 1
             self._line += 1
+            if fast_reading is not None:
+                try:
+                    if fast(decode(line), events, unset):
+                        continue
+                except MalformedLine:  # a ValueError too: caught first
+                    bad += 1
+                    continue
+                except (ValueError, RecursionError):
+                    pass  # msgspec refused it: the reference reading below decides
             try:
                 self._records(decode_object(line), events, observations)
             except MalformedLine:
@@ -202,13 +222,17 @@ class ClaudeParser:
         events: list[UsageEvent],
         observations: list[LimitObservation],
     ) -> None:
-        """The records of a decoded line that mentions usage, appended to the lists."""
+        """The records of a decoded line that mentions usage, appended to the lists.
+
+        The reference reading of a line; :meth:`_fast_records` reads the common shape
+        from msgspec's structs in the same order and hands everything else here.
+        """
         kind = obj.get("type")
         # Transcripts always say "assistant"; lines with no type at all are ccusage's
         # test shape (and very old versions), which ccusage counts, so we do too.
         if kind != "assistant" and kind is not None:
             if self._cwd is None:
-                self._learn_cwd(obj)
+                self._learn_cwd(obj.get("cwd"))
             return
         message = obj.get("message")
         if type(message) is not dict:
@@ -217,7 +241,7 @@ class ClaudeParser:
         if type(usage) is not dict:
             return
         if self._cwd is None:
-            self._learn_cwd(obj)
+            self._learn_cwd(obj.get("cwd"))
         model = message.get("model")
         if type(model) is not str or not model:
             model = "unknown"
@@ -228,84 +252,144 @@ class ClaudeParser:
             or "quotaLimits" in obj
         ):
             session = text_of(obj.get("sessionId")) or self._session
-            observation = limit_observation(obj, message, _timestamp(obj), session)
+            observation = limit_observation(
+                obj, message, _timestamp(obj.get("timestamp")), session
+            )
             if observation is not None:
                 observations.append(observation)
             if model == "<synthetic>":
                 # Client-made lines: no request reached the API, so no tokens to count.
                 return
-        event = self._event(obj, message, usage, model)
+        get = usage.get
+        split = get("cache_creation")
+        if type(split) is dict:
+            # ccusage's rule: the TTL split, when present, is the cache write.
+            write_5m = split.get("ephemeral_5m_input_tokens")
+            write_1h = split.get("ephemeral_1h_input_tokens")
+        else:
+            write_5m = get("cache_creation_input_tokens")
+            write_1h = 0
+        content = message.get("content")
+        event = self._event(
+            get("input_tokens"), get("output_tokens"), get("cache_read_input_tokens"),
+            write_5m, write_1h, get("speed"), get("service_tier"),
+            obj.get("isSidechain") is True, message.get("id"), obj.get("requestId"),
+            obj.get("uuid"), _tool_names(content) if type(content) is list else (),
+            obj.get("sessionId"), obj.get("timestamp"), model,
+        )
         if event is not None:
             events.append(event)
 
+    def _fast_records(self, line: Line, events: list[UsageEvent], unset: object) -> bool:
+        """:meth:`_records` for a line msgspec decoded (``unset``: an absent field);
+        ``False``, before any change, when the line may be a limit observation, which
+        the dictionary path reads."""
+        if line.error is not unset or line.quotaLimits is not unset or (
+            line.isApiErrorMessage is True
+        ):
+            return False
+        kind = line.type
+        if kind != "assistant" and kind is not None:
+            if self._cwd is None:
+                self._learn_cwd(line.cwd)
+            return True
+        message = line.message
+        if message is None:
+            return True
+        usage = message.usage
+        if usage is None:
+            return True
+        model = message.model
+        if type(model) is not str or not model:
+            model = "unknown"
+        elif model == "<synthetic>":
+            return False
+        if self._cwd is None:
+            self._learn_cwd(line.cwd)
+        split = usage.cache_creation
+        if split is not None:
+            write_5m = split.ephemeral_5m_input_tokens
+            write_1h = split.ephemeral_1h_input_tokens
+        else:
+            write_5m = usage.cache_creation_input_tokens
+            write_1h = 0
+        content = message.content
+        event = self._event(
+            usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+            write_5m, write_1h, usage.speed, usage.service_tier,
+            line.isSidechain is True, message.id, line.requestId, line.uuid,
+            _block_tool_names(content) if type(content) is list else (),
+            line.sessionId, line.timestamp, model,
+        )
+        if event is not None:
+            events.append(event)
+        return True
+
     # -- internals -----------------------------------------------------------------
 
-    def _learn_cwd(self, obj: Mapping[str, Any]) -> None:
-        if self._cwd is None:
-            cwd = obj.get("cwd")
-            if isinstance(cwd, str) and cwd:
-                self._cwd = cwd
+    def _learn_cwd(self, cwd: object) -> None:
+        if self._cwd is None and isinstance(cwd, str) and cwd:
+            self._cwd = cwd
 
-    def _dedup_key(self, obj: Mapping[str, Any], message_id: str | None) -> str:
+    def _dedup_key(self, message_id: str | None, request_id: object, uuid: object) -> str:
         """ccusage's key: ``message.id`` + ``requestId``, or the id alone when a
         gateway omits the request id; id-less lines are never merged (a stable key
         per line, so re-reading the file stays idempotent)."""
         if message_id is not None:
-            request_id = text_of(obj.get("requestId"))
-            return f"claude:{message_id}:{request_id}" if request_id else f"claude:{message_id}"
-        uuid = text_of(obj.get("uuid"))
-        return f"claude:uuid:{uuid}" if uuid else f"claude:line:{self._file_tag}:{self._line}"
+            request = text_of(request_id)
+            return f"claude:{message_id}:{request}" if request else f"claude:{message_id}"
+        line_id = text_of(uuid)
+        return f"claude:uuid:{line_id}" if line_id else f"claude:line:{self._file_tag}:{self._line}"
 
     def _event(
         self,
-        obj: Mapping[str, Any],
-        message: Mapping[str, Any],
-        usage: Mapping[str, Any],
+        input_value: Any,
+        output_value: Any,
+        read_value: Any,
+        write_5m_value: Any,
+        write_1h_value: Any,
+        speed_field: Any,
+        service_tier: Any,
+        sidechain: bool,
+        message_id: Any,
+        request_id: Any,
+        uuid: Any,
+        tools: tuple[str, ...],
+        session: Any,
+        stamp: Any,
         model: str,
     ) -> UsageEvent | None:
-        """The event for this copy of a response, or ``None`` when an earlier copy
-        already said everything this one says (no store write for it).
+        """The event for this copy of a response, from the line's values as written;
+        or ``None`` when an earlier copy already said everything this one says (no
+        store write for it).
 
         The costliest Python of a cold scan (once per usage line), so written with
         few calls and lookups: token counts that are plain non-negative integers (all
         of them, in practice) skip :func:`count_of`, and the common key shape is built
-        here rather than in :meth:`_dedup_key`.
+        here rather than in :meth:`_dedup_key`. Both readings of a line call it with
+        positional arguments (keywords cost more).
         """
-        get = usage.get
         top = MAX_TOKENS
-        value = get("input_tokens")
+        value = input_value
         input_tokens = value if type(value) is int and 0 <= value <= top else count_of(value)
-        value = get("output_tokens")
+        value = output_value
         output_tokens = value if type(value) is int and 0 <= value <= top else count_of(value)
-        value = get("cache_read_input_tokens")
+        value = read_value
         cache_read = value if type(value) is int and 0 <= value <= top else count_of(value)
-        split = get("cache_creation")
-        if type(split) is dict:
-            # ccusage's rule: the TTL split, when present, is the cache write.
-            value = split.get("ephemeral_5m_input_tokens")
-            write_5m = value if type(value) is int and 0 <= value <= top else count_of(value)
-            value = split.get("ephemeral_1h_input_tokens")
-            write_1h = value if type(value) is int and 0 <= value <= top else count_of(value)
-        else:
-            value = get("cache_creation_input_tokens")
-            write_5m = value if type(value) is int and 0 <= value <= top else count_of(value)
-            write_1h = 0
-        speed_field = get("speed")
-        sidechain = obj.get("isSidechain") is True
+        value = write_5m_value
+        write_5m = value if type(value) is int and 0 <= value <= top else count_of(value)
+        value = write_1h_value
+        write_1h = value if type(value) is int and 0 <= value <= top else count_of(value)
         rank = rank_of(
             sidechain,
             input_tokens + output_tokens + cache_read + write_5m + write_1h,
             speed_field is not None,
         )
-        message_id = message.get("id")
-        request_id = obj.get("requestId")
         if type(message_id) is str and message_id and type(request_id) is str and request_id:
             key = f"claude:{message_id}:{request_id}"
         else:
             message_id = text_of(message_id)
-            key = self._dedup_key(obj, message_id)
-        content = message.get("content")
-        tools = _tool_names(content) if type(content) is list else ()
+            key = self._dedup_key(message_id, request_id, uuid)
 
         if key == self._key:
             held = self._tools
@@ -326,20 +410,18 @@ class ClaudeParser:
             if len(tools) > 1:
                 tools = tuple(dict.fromkeys(tools))
 
-        session = obj.get("sessionId")
-        stamp: Any = obj.get("timestamp")
         try:
             # utc_from_iso's common case inline: "...Z" parses to UTC in one C call.
             when = _fromisoformat(stamp)
             if when.tzinfo is not _UTC or not FIRST_YEAR <= when.year < END_YEAR:
-                when = _timestamp(obj)
+                when = _timestamp(stamp)
         except (TypeError, ValueError):
-            when = _timestamp(obj)  # raises MalformedLine with the reason
+            when = _timestamp(stamp)  # raises MalformedLine with the reason
         # What changes the price: fast mode, else the priority tier.
         if speed_field == "fast":
             speed: str | None = "fast"
         else:
-            speed = "priority" if get("service_tier") == "priority" else None
+            speed = "priority" if service_tier == "priority" else None
         # Positional, in field order (keywords cost more, once per usage line): agent,
         # dedup_key, timestamp, session_id, project, model, input, output, cache read,
         # cache writes 5m and 1h, reasoning, tools, sidechain, rank; then shadow_key
@@ -359,6 +441,19 @@ class ClaudeParser:
         return event
 
 
+def _fast_reading() -> tuple[Callable[[bytes], Line], object] | None:
+    """msgspec's decoder of usage lines and its marker of an absent field; ``None``
+    when tests switched it off.
+
+    Imported when the first usage line is read rather than with this module: msgspec
+    takes about 10 ms to import, which a report finding nothing new should not pay.
+    """
+    from tokend.sources import claude_fast
+
+    decode = claude_fast.DECODE
+    return None if decode is None else (decode, claude_fast.UNSET)
+
+
 def _looks_like_object(line: bytes) -> bool:
     """``{`` first and ``}`` last: what a complete JSON object line must look like."""
     if line[:1] != b"{" or line[-1:] != b"}":
@@ -366,8 +461,7 @@ def _looks_like_object(line: bytes) -> bool:
     return line[:1] == b"{" and line[-1:] == b"}"
 
 
-def _timestamp(obj: Mapping[str, Any]) -> datetime:
-    value = obj.get("timestamp")
+def _timestamp(value: object) -> datetime:
     if not isinstance(value, str):
         raise MalformedLine("usage line without a timestamp")
     try:
@@ -387,6 +481,15 @@ def _tool_names(content: object) -> tuple[str, ...]:
             and isinstance(block.get("name"), str)
         ):
             names.append(block["name"])
+    return tuple(names)
+
+
+def _block_tool_names(content: list[Block]) -> tuple[str, ...]:
+    """:func:`_tool_names` over msgspec's blocks."""
+    names = []
+    for block in content:
+        if block.type in ("tool_use", "server_tool_use") and isinstance(block.name, str):
+            names.append(block.name)
     return tuple(names)
 
 

@@ -42,17 +42,30 @@ def decode_object(line: bytes) -> dict[str, Any]:
     obj: Any
     try:
         if _fast_loads is None:
-            obj = json.loads(line)
+            obj = _stdlib_loads(line)
         else:
             try:
                 obj = _fast_loads(line)
             except ValueError:
-                obj = json.loads(line)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8
+                obj = _stdlib_loads(line)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError
         raise MalformedLine(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise MalformedLine("not a JSON object")
     return obj
+
+
+def _stdlib_loads(line: bytes) -> Any:
+    """The stdlib's reading, with bytes that are not UTF-8 replaced by U+FFFD.
+
+    A stray byte inside a prompt's text must not cost the line its tokens: Node (and
+    so ccusage) reads transcripts the same way, and the fast Claude decoder
+    (:mod:`tokend.sources.claude_fast`) does not look inside the text it skips.
+    """
+    try:
+        return json.loads(line)
+    except UnicodeDecodeError:
+        return json.loads(line.decode("utf-8", "replace"))
 
 
 def count_of(value: object) -> int:
