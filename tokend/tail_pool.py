@@ -123,6 +123,8 @@ def read_in_parallel(
     known = store.file_marks()
     plan = _plan(changed, todo, lambda path: store.file_row(path) if path in known else None)
     _JOBS, _PLAN, _COST_FN = changed, plan, tailer.cost_fn
+    for source in {id(source): source for source, _root, _path in changed}.values():
+        source.load_parsing()  # once here, not once per worker
     try:
         pool = _Workers(workers)
     except OSError:

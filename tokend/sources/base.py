@@ -106,6 +106,11 @@ class Source(Protocol):
         """A parser for ``path`` resuming from ``state`` (``None``: from the start)."""
         ...
 
+    def load_parsing(self) -> None:
+        """Import now what parsing imports on first use: called before parse workers
+        are forked, so they inherit it instead of each importing it again."""
+        ...
+
 
 def walk_names(top: Path, match: Callable[[str], bool], on_error: OnError) -> Iterator[str]:
     """Files below ``top`` whose name satisfies ``match``, sorted, at any depth.

@@ -550,6 +550,10 @@ class ClaudeSource:
         project, session = _labels(root.path, path)
         return ClaudeParser(path, project=project, session=session, state=state)
 
+    def load_parsing(self) -> None:
+        """msgspec, which the reading of usage lines imports on first use."""
+        _fast_reading()
+
 
 def _is_log_name(name: str) -> bool:
     return name.endswith(".jsonl")

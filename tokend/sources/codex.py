@@ -209,6 +209,9 @@ class CodexSource:
         active = path.is_relative_to(root.path / "sessions")
         return CodexParser(session_id=_session_from_name(path.name), active=active, state=state)
 
+    def load_parsing(self) -> None:
+        """Nothing to load: the parser imports all it needs with this module."""
+
 
 SOURCE = CodexSource()
 

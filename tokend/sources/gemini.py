@@ -434,6 +434,9 @@ class GeminiSource:
     ) -> GeminiParser:
         return GeminiParser(self._context(path), state)
 
+    def load_parsing(self) -> None:
+        """Nothing to load: the parser imports all it needs with this module."""
+
     def _context(self, path: Path) -> _FileContext:
         chats = path.parent
         parent_session: str | None = None
