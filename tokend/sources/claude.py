@@ -314,11 +314,14 @@ class ClaudeParser:
             write_5m = usage.cache_creation_input_tokens
             write_1h = 0
         content = message.content
+        if type(content) is not list or (len(content) == 1 and content[0].name is None):
+            tools: tuple[str, ...] = ()  # a streamed line's one block, not a tool call
+        else:
+            tools = _block_tool_names(content)
         event = self._event(
             usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
             write_5m, write_1h, usage.speed, usage.service_tier,
-            line.isSidechain is True, message.id, line.requestId, line.uuid,
-            _block_tool_names(content) if type(content) is list else (),
+            line.isSidechain is True, message.id, line.requestId, line.uuid, tools,
             line.sessionId, line.timestamp, model,
         )
         if event is not None:
