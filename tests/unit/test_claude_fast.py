@@ -263,3 +263,22 @@ def test_reading_the_source_does_not_import_msgspec() -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True,
                    cwd=Path(__file__).resolve().parents[2])
+
+
+def test_without_msgspec_every_line_takes_the_dictionary_path() -> None:
+    """A broken install without msgspec still counts every line (only slower)."""
+    line = json.dumps(_usage_line())
+    code = (
+        "import sys\n"
+        "sys.modules['msgspec'] = None  # import msgspec now raises ImportError\n"
+        "from pathlib import Path\n"
+        "from tokend.sources.base import Root\n"
+        "from tokend.sources.claude import SOURCE\n"
+        "SOURCE.load_parsing()\n"
+        "parser = SOURCE.parser(Root('claude', Path('/p'), 't'), Path('/p/x/s.jsonl'), None)\n"
+        f"events, _, bad = parser.feed_chunk({(line + chr(10)).encode()!r})\n"
+        "assert bad == 0 and [(e.output_tokens, e.tools) for e in events] == [(42, ('Bash',))]\n"
+        "assert 'tokend.sources.claude_fast' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=Path(__file__).resolve().parents[2])

@@ -444,15 +444,26 @@ class ClaudeParser:
         return event
 
 
+_NO_MSGSPEC = False
+"""Set when msgspec could not be imported (a broken install): not tried again."""
+
+
 def _fast_reading() -> tuple[Callable[[bytes], Line], object] | None:
     """msgspec's decoder of usage lines and its marker of an absent field; ``None``
-    when tests switched it off.
+    when tests switched it off or msgspec is missing (every line is then read through
+    dictionaries, with the same results, only slower).
 
     Imported when the first usage line is read rather than with this module: msgspec
     takes about 10 ms to import, which a report finding nothing new should not pay.
     """
-    from tokend.sources import claude_fast
-
+    global _NO_MSGSPEC
+    if _NO_MSGSPEC:
+        return None
+    try:
+        from tokend.sources import claude_fast
+    except ImportError:
+        _NO_MSGSPEC = True
+        return None
     decode = claude_fast.DECODE
     return None if decode is None else (decode, claude_fast.UNSET)
 
