@@ -4,7 +4,8 @@ A cold scan of a long history is dominated by decoding, so orjson decodes when i
 installed (3-4x faster than the stdlib's decoder on agent log lines). The stdlib
 decoder has the last word on anything orjson refuses (lone surrogates, NaN, integers
 beyond 64 bits, which the agents' own writers let through), so no count ever depends
-on whether orjson is installed.
+on whether orjson is installed. Bytes that are not UTF-8 are read as U+FFFD, as Node
+(and so ccusage) reads them: a stray byte in a prompt does not cost the line its tokens.
 """
 
 from __future__ import annotations
