@@ -34,3 +34,17 @@ def test_decode_object_takes_what_the_stdlib_takes(
     for bad in (b"[1, 2]", b'{"a": ', b"\xff"):
         with pytest.raises(MalformedLine):
             decode_object(bad)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bytes_that_are_not_utf8_are_replaced_not_fatal(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Node (and so ccusage) reads a transcript: U+FFFD for each bad byte, and the
+    line's counts survive."""
+    if not fast:
+        monkeypatch.setattr(jsonline, "_fast_loads", None)
+    obj = decode_object(b'{"text": "a\xffb\xc3", "output_tokens": 7}')
+    assert obj == {"text": "a\ufffdb\ufffd", "output_tokens": 7}
+    with pytest.raises(MalformedLine):
+        decode_object(b'{"text": "a\xffb"')  # still cut short: still malformed
