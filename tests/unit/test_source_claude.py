@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokend.errors import MalformedLine
 from tokend.models import LimitObservation, UsageEvent
@@ -28,6 +30,7 @@ from tokend.sources.claude import (
     rank_of,
 )
 from tokend.sources.claude_limits import statusline_observations
+from tokend.sources.jsonline import MAX_TOKENS, count_of
 from tokend.store import EventRow, Store
 from tokend.tail import Tailer, feed_lines
 
@@ -375,6 +378,39 @@ def test_rank_order_is_ccusage_winner_rule() -> None:
         sidechain=False, total=100, has_speed=False
     )
     assert rank_of(sidechain=False, total=10**30, has_speed=True) < 2**63  # SQLite INTEGER
+
+
+_COUNTS = st.one_of(
+    st.integers(min_value=0, max_value=MAX_TOKENS),
+    st.sampled_from([MAX_TOKENS + 1, -1, 2**70, 1.5, "9", None, True]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    counts=st.lists(_COUNTS, min_size=5, max_size=5),
+    sidechain=st.booleans(),
+    speed=st.sampled_from([None, "fast", "standard"]),
+    fast_reading=st.booleans(),
+)
+def test_an_event_rank_is_rank_of_its_counts(
+    counts: list[Any], sidechain: bool, speed: str | None, fast_reading: bool
+) -> None:
+    """The parser computes ``rank_of`` inline (once per usage line): the same integer,
+    whatever the counts, on both readings of a line."""
+    usage: dict[str, Any] = dict(zip(
+        ("input_tokens", "output_tokens", "cache_read_input_tokens"), counts, strict=False
+    ))
+    usage["cache_creation"] = {
+        "ephemeral_5m_input_tokens": counts[3], "ephemeral_1h_input_tokens": counts[4],
+    }
+    if speed is not None:
+        usage["speed"] = speed
+    line = _assistant(usage=usage, sidechain=sidechain) + b"\n"
+    parser = _parser()
+    events = parser.feed_chunk(line)[0] if fast_reading else _events(parser.feed(line[:-1]))
+    total = sum(count_of(c) for c in counts)
+    assert [e.rank for e in events] == [rank_of(sidechain, total, speed is not None)]
 
 
 def test_streamed_copies_are_emitted_only_when_they_improve() -> None:

@@ -68,8 +68,8 @@ def rank_of(sidechain: bool, total: int, has_speed: bool) -> int:
 
     Non-sidechain beats sidechain, then the larger token total (the last streamed copy
     holds the final ``output_tokens``), then a copy that states ``speed``. The store
-    keeps the larger rank, so comparing integers is the whole rule. (Called with
-    positional arguments once per usage line: a keyword call costs more.)
+    keeps the larger rank, so comparing integers is the whole rule. (The parser
+    computes it inline, once per usage line; a test holds it to this definition.)
     """
     capped = total if 0 <= total <= _TOTAL_CAP else (_TOTAL_CAP if total > 0 else 0)
     return (0 if sidechain else _SIDECHAIN_BIT) | (capped << 1) | (1 if has_speed else 0)
@@ -383,11 +383,13 @@ class ClaudeParser:
         write_5m = value if type(value) is int and 0 <= value <= top else count_of(value)
         value = write_1h_value
         write_1h = value if type(value) is int and 0 <= value <= top else count_of(value)
-        rank = rank_of(
-            sidechain,
-            input_tokens + output_tokens + cache_read + write_5m + write_1h,
-            speed_field is not None,
-        )
+        # rank_of(sidechain, total, speed_field is not None), inlined: each count is at
+        # most MAX_TOKENS, so the total needs no cap (a test holds the two together).
+        rank = (input_tokens + output_tokens + cache_read + write_5m + write_1h) << 1
+        if speed_field is not None:
+            rank |= 1
+        if not sidechain:
+            rank |= _SIDECHAIN_BIT
         if type(message_id) is str and message_id and type(request_id) is str and request_id:
             key = f"claude:{message_id}:{request_id}"
         else:
