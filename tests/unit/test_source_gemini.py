@@ -297,6 +297,21 @@ def test_the_larger_copy_wins_whatever_the_read_order(tmp_path: Path) -> None:
     assert results[0] == results[1] == Totals(1, 600, 300, 90, 0)
 
 
+def test_a_stray_byte_in_the_text_does_not_lose_the_message(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 read as U+FFFD (as Node reads them), in a line log and
+    in a legacy whole-file session alike: the message's tokens still count."""
+    user = tmp_path / "u"
+    line = jsonl(meta("s-7"), reply("r", tokens(500, 50), content="ok"))
+    write_chat(user, "session-a.jsonl", line.replace(b'"ok"', b'"o\xffk"'))
+    doc = json.dumps({**meta("s-8"), "messages": [reply("q", tokens(70, 7), content="ok")]})
+    write_chat(user, "session-b.json", doc.encode().replace(b'"ok"', b'"o\xffk"'))
+    with Store(tmp_path / "s.db") as s:
+        for name in ("session-a.jsonl", "session-b.json"):
+            ingest(s, user, f"tmp/proj/chats/{name}")
+        assert s.counts()["malformed"] == 0
+        assert totals(list(s.events())) == Totals(2, 570, 0, 57, 0)
+
+
 def test_a_subagent_file_counts_under_its_parent_session(home: Path, store: Store) -> None:
     only(home, SUB_FILE)
     rows = scan(store, home)

@@ -30,7 +30,7 @@ from typing import Any
 from tokend.errors import MalformedLine
 from tokend.models import Agent, Record, UsageEvent, utc_from_iso
 from tokend.sources.base import OnError, Root, walk_files
-from tokend.sources.jsonline import count_of
+from tokend.sources.jsonline import count_of, decode_object
 
 __all__ = ["SOURCE", "GeminiParser", "GeminiSource", "TokenCounts", "tokens_from"]
 
@@ -223,12 +223,7 @@ class GeminiParser:
         }
 
     def feed(self, line: bytes) -> list[Record]:
-        try:
-            record = json.loads(line)
-        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-            raise MalformedLine(f"not JSON: {exc}") from exc
-        if not isinstance(record, dict):
-            raise MalformedLine("not a JSON object")
+        record = decode_object(line)  # MalformedLine unless a JSON object
         if "$rewindTo" in record:
             # Rewinding hides messages from the conversation, but their tokens were
             # spent and billed: nothing is emitted and nothing is taken back.
@@ -422,11 +417,11 @@ class GeminiSource:
         the next change.
         """
         try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise MalformedLine(f"{path.name}: incomplete or invalid JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise MalformedLine(f"{path.name}: not a conversation record")
+            doc = decode_object(data)
+        except MalformedLine as exc:
+            raise MalformedLine(
+                f"{path.name}: incomplete, or not a conversation record ({exc})"
+            ) from exc
         return GeminiParser(self._context(path)).load_document(doc)
 
     def parser(
