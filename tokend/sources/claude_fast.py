@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DECODE", "UNSET", "Block", "Line", "Message", "Split", "Usage"]
-
 import msgspec
+
+__all__ = ["DECODE", "UNSET", "Block", "Line", "Message", "Split", "Usage"]
 
 UNSET: Any = msgspec.UNSET
 """The value of ``error`` and ``quotaLimits`` when the line does not have them."""
