@@ -59,6 +59,8 @@ AGENT: Agent = "claude"
 _SIDECHAIN_BIT = 1 << 62
 """Non-sidechain copies outrank every sidechain copy, whatever their token totals."""
 _TOTAL_CAP = (1 << 61) - 1
+_TOOL_BLOCKS = ("tool_use", "server_tool_use")
+"""The content blocks that call a tool (the second: web search and fetch on the API side)."""
 _UTC = timezone.utc
 _fromisoformat = datetime.fromisoformat
 
@@ -493,7 +495,7 @@ def _tool_names(content: object) -> tuple[str, ...]:
     for block in content:
         if (
             isinstance(block, dict)
-            and block.get("type") in ("tool_use", "server_tool_use")
+            and block.get("type") in _TOOL_BLOCKS
             and isinstance(block.get("name"), str)
         ):
             names.append(block["name"])
@@ -504,7 +506,7 @@ def _block_tool_names(content: list[Block]) -> tuple[str, ...]:
     """:func:`_tool_names` over msgspec's blocks."""
     names = []
     for block in content:
-        if block.type in ("tool_use", "server_tool_use") and isinstance(block.name, str):
+        if block.type in _TOOL_BLOCKS and isinstance(block.name, str):
             names.append(block.name)
     return tuple(names)
 
